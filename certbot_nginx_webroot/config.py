@@ -1,0 +1,171 @@
+"""A whole nginx configuration: the main file, its includes, and saving edits.
+
+Includes are resolved as nginx resolves them: a relative path is taken from
+the directory of the main file (nginx's conf prefix), globs expand in sorted
+order, and a file reached through a symlink keeps the path it was included
+by (the symlink is preserved when it is saved).
+"""
+import glob
+import os
+import tempfile
+from typing import Dict, Iterator, List, Optional, Set
+
+from certbot_nginx_webroot import parser
+from certbot_nginx_webroot.parser import ConfigText, Node
+
+_GLOB_CHARS = frozenset("*?[")
+_MAX_INCLUDE_DEPTH = 32
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be read as nginx would read it."""
+
+
+class Config:
+    """Parsed files of one nginx configuration, keyed by path."""
+
+    def __init__(self, main_path: str, files: Dict[str, ConfigText]) -> None:
+        self.main_path = main_path
+        self.prefix = os.path.dirname(main_path)
+        self.files = files
+        self.changed: Set[str] = set()
+
+    @classmethod
+    def load(cls, main_path: str) -> "Config":
+        """Parse main_path and every file it includes, recursively.
+
+        :raises parser.ParseError: a file has a syntax error
+        :raises ConfigError: a file cannot be read or an include is missing
+        """
+        config = cls(os.path.abspath(main_path), {})
+        config.files[config.main_path] = config._read(config.main_path, None)
+        config._load_includes(config.files[config.main_path].children, 0)
+        return config
+
+    def _read(self, path: str, where: Optional[Node]) -> ConfigText:
+        try:
+            return parser.parse_file(path)
+        except OSError as err:
+            origin = f" (included from {where.file}:{where.line})" if where else ""
+            raise ConfigError(f"cannot read {path}{origin}: {err.strerror}") from err
+
+    def _load_includes(self, nodes: List[Node], depth: int) -> None:
+        if depth > _MAX_INCLUDE_DEPTH:
+            raise ConfigError("include nesting is too deep (an include loop?)")
+        for node in parser.walk(nodes):
+            if node.name == "include" and node.children is None and node.args:
+                for path in self.include_paths(node):
+                    if path not in self.files:
+                        self.files[path] = self._read(path, node)
+                        self._load_includes(self.files[path].children, depth + 1)
+
+    def include_paths(self, node: Node) -> List[str]:
+        """The files an include directive names, in nginx's order."""
+        pattern = node.args[0]
+        if not os.path.isabs(pattern):
+            pattern = os.path.join(self.prefix, pattern)
+        if _GLOB_CHARS.intersection(pattern):
+            return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+        if not os.path.exists(pattern):
+            raise ConfigError(f'include "{node.args[0]}": {pattern} does not exist'
+                              f" ({node.file}:{node.line})")
+        return [pattern]
+
+    def expand(self, nodes: List[Node]) -> Iterator[Node]:
+        """Nodes of one context, with include directives replaced by the
+        top-level nodes of the files they include."""
+        for node in nodes:
+            if node.name == "include" and node.children is None and node.args:
+                for path in self.include_paths(node):
+                    conf = self.files.get(path)
+                    if conf is None:  # a glob that matches a file created since load
+                        conf = self.files[path] = self._read(path, node)
+                    yield from self.expand(conf.children)
+            else:
+                yield node
+
+    def http_blocks(self) -> Iterator[Node]:
+        for node in self.expand(self.files[self.main_path].children):
+            if node.name == "http" and node.children is not None:
+                yield node
+
+    def server_blocks(self) -> List[Node]:
+        """Every http server block, in the order nginx reads them."""
+        return [node for http in self.http_blocks() for node in self.expand(http.children)
+                if node.name == "server" and node.children is not None]
+
+    def directives(self, block: Node, name: str) -> List[Node]:
+        """The directives called name directly inside block (includes expanded)."""
+        return [node for node in self.expand(block.children) if node.name == name]
+
+    def holder(self, target: Node):
+        """The block node, or the file, whose children hold target."""
+        conf = self.files[target.file]
+        stack = [conf]
+        while stack:
+            owner = stack.pop()
+            for node in owner.children:
+                if node is target:
+                    return owner
+                if node.children is not None:
+                    stack.append(node)
+        raise KeyError(f"{target!r} is not in {target.file}")
+
+    def file_of(self, node: Node) -> ConfigText:
+        return self.files[node.file]
+
+    def add_file(self, path: str, conf: ConfigText) -> None:
+        """Register a file the plugin creates; it is written on save."""
+        self.files[path] = conf
+        self.changed.add(path)
+
+    def mark_changed(self, node_or_path) -> None:
+        self.changed.add(node_or_path if isinstance(node_or_path, str) else node_or_path.file)
+
+    def render(self, path: str) -> bytes:
+        return parser.encode(parser.dump(self.files[path]))
+
+    def save(self) -> List[str]:
+        """Write every changed file atomically; returns the paths written."""
+        written = []
+        for path in sorted(self.changed):
+            write_atomic(path, self.render(path))
+            written.append(path)
+        self.changed.clear()
+        return written
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace path's content with data in one rename.
+
+    A symlink is followed (the link stays a link); the file keeps its mode
+    and, where we may set it, its owner.  A new file gets mode 0644.
+    """
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    try:
+        st: Optional[os.stat_result] = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    fd, tmp = tempfile.mkstemp(prefix=".nginx-webroot-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if st is None:
+            os.chmod(tmp, 0o644)
+        else:
+            os.chmod(tmp, st.st_mode & 0o7777)
+            if hasattr(os, "chown"):
+                try:
+                    os.chown(tmp, st.st_uid, st.st_gid)
+                except PermissionError:
+                    pass  # not root: the file is ours already
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

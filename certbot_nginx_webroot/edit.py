@@ -1,0 +1,168 @@
+"""Smallest-change edits of a parsed tree.
+
+An "owner" is anything with ``children`` and ``tail``: a block node or a
+whole file.  New text is indented like its neighbours and uses the file's
+line endings; nothing outside the edited lines changes.  Every line added is
+marked with :data:`MARK` so users can see what the plugin manages.
+"""
+import re
+from typing import List, Sequence
+
+from certbot_nginx_webroot import parser
+from certbot_nginx_webroot.parser import Node
+
+MARK = "# certbot-nginx-webroot"
+_NAME_SEP = re.compile(r"^([^ \t\r\n]+)([ \t\r\n]+)")
+
+
+def indent_of(node: Node) -> str:
+    """The indentation of the line node starts on ("" when unknown)."""
+    before = node.before
+    i = before.rfind("\n")
+    if i < 0:
+        return ""
+    tail = before[i + 1:]
+    return tail if tail.strip(" \t") == "" else ""
+
+
+def _unit(indent: str) -> str:
+    return "\t" if "\t" in indent else "    "
+
+
+def child_indent(owner, index: int) -> str:
+    """Indentation for a new child of owner at index."""
+    children = owner.children
+    for i in (index - 1, index, *range(len(children))):
+        if 0 <= i < len(children) and "\n" in children[i].before:
+            return indent_of(children[i])
+    own = indent_of(owner) if isinstance(owner, Node) else None
+    if own is None:
+        return ""
+    return own + _unit(own)
+
+
+def _split_gap(gap: str):
+    """Split the trivia between two nodes into what stays on the earlier
+    node's line (e.g. its trailing comment) and the rest."""
+    i = gap.find("\n")
+    if i < 0:
+        return None
+    if i > 0 and gap[i - 1] == "\r":
+        i -= 1
+    return gap[:i], gap[i:]
+
+
+def _gap(owner, index: int) -> str:
+    children = owner.children
+    return children[index].before if index < len(children) else owner.tail
+
+
+def _set_gap(owner, index: int, text: str) -> None:
+    children = owner.children
+    if index < len(children):
+        children[index].before = text
+    else:
+        owner.tail = text
+
+
+def _parse_snippet(snippet: str, indent: str, newline: str, path: str):
+    """Parse snippet (lines separated by \\n, nested lines indented by four
+    spaces) re-indented to indent, with the given line ending."""
+    unit = _unit(indent)
+    lines = []
+    for n, line in enumerate(snippet.split("\n")):
+        stripped = line.lstrip(" ")
+        depth = (len(line) - len(stripped)) // 4
+        lines.append(("" if n == 0 else indent) + unit * depth + stripped)
+    conf = parser.parse(newline.join(lines), path)
+    for node in parser.walk(conf.children):
+        node.file = path
+    return conf
+
+
+def insert(owner, index: int, snippet: str, newline: str, path: str) -> List[Node]:
+    """Insert the directives of snippet as children of owner at index."""
+    indent = child_indent(owner, index)
+    conf = _parse_snippet(snippet, indent, newline, path)
+    nodes = conf.children
+    gap = _gap(owner, index)
+    split = _split_gap(gap)
+    if split is None:  # a one-line block: stay on that line
+        nodes[0].before = " "
+        rest = conf.tail + gap
+    else:
+        same_line, rest = split
+        nodes[0].before = same_line + newline + indent
+        rest = conf.tail + rest
+    _set_gap(owner, index, rest)
+    owner.children[index:index] = nodes
+    return nodes
+
+
+def replace(owner, index: int, snippet: str, newline: str, path: str) -> List[Node]:
+    """Replace the child at index by the directives of snippet, which take
+    its place and its leading trivia."""
+    old = owner.children[index]
+    indent = indent_of(old) if "\n" in old.before else child_indent(owner, index)
+    conf = _parse_snippet(snippet, indent, newline, path)
+    nodes = conf.children
+    nodes[0].before = old.before
+    after = _gap(owner, index + 1)
+    owner.children[index:index + 1] = nodes
+    _set_gap(owner, index + len(nodes), conf.tail + after)
+    return nodes
+
+
+def remove(owner, index: int) -> Node:
+    """Remove the child at index with the trivia before it."""
+    return owner.children.pop(index)
+
+
+def set_args(owner, index: int, args: Sequence[str]) -> Node:
+    """Give an existing simple directive new arguments, keeping its name,
+    the spacing after its name, and its place; mark its line."""
+    node = owner.children[index]
+    m = _NAME_SEP.match(node.raw)
+    head = m.group(0) if m else node.raw.split(";")[0] + " "
+    node.raw = head + " ".join(parser.quote(a) for a in args) + ";"
+    node.args = list(args)
+    mark_line_after(owner, index + 1)
+    return node
+
+
+def mark_line_after(owner, index: int) -> None:
+    """Mark the line that ends before child index (or before the closing
+    brace) unless it already carries a comment."""
+    gap = _gap(owner, index)
+    split = _split_gap(gap)
+    same_line = split[0] if split else gap
+    if same_line.strip():
+        return  # keep the user's own comment; never stack comments
+    _set_gap(owner, index, "  " + MARK + gap)
+
+
+def copy_after(owner, index: int, newline: str) -> Node:
+    """Insert a copy of the block at index right after it, separated by a
+    blank line, and return the copy."""
+    node = owner.children[index]
+    indent = indent_of(node)
+    conf = parser.parse(parser.dump_node(node), node.file)
+    copy = conf.children[0]
+    for sub in parser.walk(conf.children):
+        sub.file = node.file
+    copy.before = newline + newline + indent
+    owner.children.insert(index + 1, copy)
+    return copy
+
+
+def nest(text: str, depth: int) -> str:
+    """User text (e.g. a dumped block) in the snippet format of insert and
+    replace: one line per line, indented four spaces per brace depth."""
+    out = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        stripped = line.strip()
+        if stripped.startswith("}"):
+            depth -= 1
+        out.append("    " * depth + stripped)
+        depth += stripped.count("{") - stripped.count("}") + (1 if stripped.startswith("}") else 0)
+    return "\n".join(out)

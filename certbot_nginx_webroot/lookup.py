@@ -1,0 +1,164 @@
+"""Which server block answers a host name on a port: nginx's rules as small
+pure functions.
+
+nginx keeps one list of server blocks per listening address.  For a request
+it takes the list of the address the connection came in on, then picks, in
+this order: the exact server_name; the longest wildcard starting with ``*``
+(or ``.example.org``); the longest wildcard ending with ``*``; the first
+regular expression, in config order; and failing all of these the
+``default_server`` of that address, or the first block listening on it.
+We do not know which address the CA will connect to, so every listening
+address for the port is looked at and every block that answers on one of
+them is returned.
+"""
+import re
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+# How a block came to answer a name, best first.
+EXACT, WILDCARD_HEAD, WILDCARD_TAIL, REGEX, DEFAULT = range(5)
+
+
+class Listen(NamedTuple):
+    addr: str   # "*", "127.0.0.1", "[::]", "[::1]", "localhost", ...
+    port: int
+    ssl: bool = False
+    default: bool = False
+
+    @property
+    def ipv6(self) -> bool:
+        return self.addr.startswith("[")
+
+
+class Server(NamedTuple):
+    """What the lookup needs to know of a server block."""
+    names: Tuple[str, ...]
+    listens: Tuple[Listen, ...]
+    ref: object = None  # the config node, opaque here
+
+
+class Match(NamedTuple):
+    server: Server
+    kind: int
+    listen: Listen
+
+
+class AmbiguousName(ValueError):
+    """Several server blocks claim the same name on the same address."""
+
+    def __init__(self, name: str, port: int, servers: Sequence[Server]) -> None:
+        self.servers = list(servers)
+        super().__init__(f"{name} on port {port} is claimed by several server blocks")
+
+
+DEFAULT_LISTEN = Listen("*", 80)
+
+
+def parse_listen(args: Sequence[str]) -> Optional[Listen]:
+    """A listen directive's arguments as a Listen; None for unix sockets and
+    QUIC (UDP) listens, which no TCP client reaches."""
+    if not args or args[0].startswith("unix:"):
+        return None
+    flags = set(args[1:])
+    if "quic" in flags:
+        return None
+    spec = args[0]
+    if spec.startswith("["):
+        end = spec.find("]")
+        addr, rest = spec[:end + 1], spec[end + 1:]
+        port = int(rest[1:]) if rest.startswith(":") else 80
+    elif ":" in spec:
+        addr, _, port_text = spec.rpartition(":")
+        port = int(port_text)
+    elif spec.isdigit():
+        addr, port = "*", int(spec)
+    else:
+        addr, port = spec, 80
+    if addr in ("0.0.0.0", ""):
+        addr = "*"
+    return Listen(addr.lower(), port, "ssl" in flags,
+                  "default_server" in flags or "default" in flags)
+
+
+def _regex(pattern: str) -> Optional["re.Pattern[str]"]:
+    # PCRE named groups (?<name>...) and (?'name'...) in Python's spelling.
+    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
+    pattern = re.sub(r"\(\?'([A-Za-z_]\w*)'", r"(?P<\1>", pattern)
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        return None
+
+
+def name_rank(host: str, server_name: str) -> Optional[Tuple[int, int]]:
+    """How well one server_name matches host: (kind, -length), smaller is
+    better; None when it does not match."""
+    name = server_name.lower()
+    if name.startswith("~"):
+        rx = _regex(server_name[1:])
+        return (REGEX, 0) if rx is not None and rx.search(host) else None
+    if name.startswith("*."):
+        return (WILDCARD_HEAD, -len(name)) if host.endswith(name[1:]) else None
+    if name.startswith("."):
+        # ".example.org" is "example.org" and "*.example.org" in one.
+        if host == name[1:] or host.endswith(name):
+            return (WILDCARD_HEAD, -len(name))
+        return None
+    if name.endswith(".*"):
+        return (WILDCARD_TAIL, -len(name)) if host.startswith(name[:-1]) else None
+    return (EXACT, 0) if host == name else None
+
+
+def server_rank(host: str, names: Sequence[str]) -> Optional[Tuple[int, int]]:
+    ranks = [r for r in (name_rank(host, n) for n in names) if r is not None]
+    return min(ranks) if ranks else None
+
+
+def answering(servers: Sequence[Server], host: str, port: int,
+              use_default: bool = True) -> List[Match]:
+    """Every server block that answers host on port, one per listening
+    address at most, in config order.
+
+    With use_default=False a block that would answer only as the default
+    (a catch-all) is left out.
+
+    :raises AmbiguousName: two blocks have the same best name for one address
+    """
+    host = host.lower().rstrip(".")
+    by_addr: Dict[Tuple[str, int], List[Tuple[Server, Listen]]] = {}
+    for server in servers:
+        for listen in server.listens:
+            if listen.port == port:
+                group = by_addr.setdefault((listen.addr, listen.port), [])
+                if not any(s is server for s, _ in group):
+                    group.append((server, listen))
+    found: List[Match] = []
+    for group in by_addr.values():
+        match = _best_in_group(group, host, port, use_default)
+        if match is not None and not any(m.server is match.server for m in found):
+            found.append(match)
+    order = {id(s): i for i, s in enumerate(servers)}
+    found.sort(key=lambda m: order[id(m.server)])
+    return found
+
+
+def _best_in_group(group: List[Tuple[Server, Listen]], host: str, port: int,
+                   use_default: bool) -> Optional[Match]:
+    best: Optional[Tuple[Tuple[int, int], Server, Listen]] = None
+    ties: List[Server] = []
+    for server, listen in group:
+        rank = server_rank(host, server.names)
+        if rank is None:
+            continue
+        if best is None or rank < best[0]:
+            best, ties = (rank, server, listen), [server]
+        elif rank == best[0] and rank[0] != REGEX:
+            ties.append(server)  # nginx: "conflicting server name", first wins
+    if best is not None:
+        if len(ties) > 1:
+            raise AmbiguousName(host, port, ties)
+        return Match(best[1], best[0][0], best[2])
+    if not use_default:
+        return None
+    defaults = [(s, l) for s, l in group if l.default]
+    server, listen = (defaults or group)[0]
+    return Match(server, DEFAULT, listen)

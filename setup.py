@@ -1,0 +1,37 @@
+from setuptools import find_packages, setup
+
+with open("README.md", encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    name="certbot-nginx-webroot",
+    version="0.1.0",
+    description="Certbot plugin: http-01 through a persistent nginx webroot location; "
+                "installs certificates and reloads (never restarts) nginx",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["certbot_nginx_webroot", "certbot_nginx_webroot.*"]),
+    include_package_data=True,
+    install_requires=[
+        # Public API used: certbot.interfaces (RenewDeployer), certbot.plugins.common,
+        # certbot.errors, certbot.reverter; stable since certbot 2.0.
+        "certbot>=2.0",
+        "acme>=2.0",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "certbot-nginx"],
+    },
+    entry_points={
+        "certbot.plugins": [
+            "nginx-webroot = certbot_nginx_webroot.plugin:NginxWebroot",
+        ],
+    },
+    classifiers=[
+        "Environment :: Plugins",
+        "Programming Language :: Python :: 3",
+        "Topic :: Internet :: WWW/HTTP",
+        "Topic :: Security",
+    ],
+)

@@ -1,0 +1,277 @@
+"""The end-to-end lab: a real ACME CA (pebble, with pebble-challtestsrv as its
+DNS answering 127.0.0.1 for every name) and a real nginx started from a
+temporary prefix on loopback ports.  Used by the end-to-end tests, the
+benchmarks and demo.sh; nothing here is faked.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Dict, List, Optional
+
+HTTP_PORT = 5002      # pebble validates http-01 on its httpPort
+HTTPS_PORT = 5443
+BACKEND_PORT = 5080   # stands in for the app behind a reverse proxy
+ACME_PORT = 14000
+DNS_PORT = 8053
+
+NGINX_CONF = """\
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log notice;
+worker_processes 1;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    default_type text/plain;
+    server {{
+        listen 127.0.0.1:{backend};
+        return 200 "backend $host\\n";
+    }}
+    include sites/*.conf;
+}}
+"""
+
+
+def missing_tools() -> List[str]:
+    return [t for t in ("nginx", "pebble", "pebble-challtestsrv", "openssl")
+            if shutil.which(t) is None and not os.path.exists("/usr/sbin/" + t)]
+
+
+def nginx_binary() -> str:
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def wait_port(host: str, port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def make_tls_cert(directory: str) -> Dict[str, str]:
+    """A throwaway CA and a localhost certificate it signed (for pebble's
+    ACME endpoint, which speaks only HTTPS)."""
+    paths = {k: os.path.join(directory, k + ".pem") for k in ("ca", "ca-key", "cert", "key")}
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-days", "2", "-subj", "/CN=lab test CA", "-keyout", paths["ca-key"],
+        "-out", paths["ca"])
+    csr = os.path.join(directory, "cert.csr")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-subj", "/CN=localhost", "-keyout", paths["key"], "-out", csr)
+    ext = os.path.join(directory, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", paths["ca"], "-CAkey", paths["ca-key"],
+        "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", paths["cert"])
+    return paths
+
+
+class AcmeCA:
+    """pebble + pebble-challtestsrv on loopback."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.procs: List[subprocess.Popen] = []
+        self.url = f"https://127.0.0.1:{ACME_PORT}/dir"
+        self.ca_bundle = ""
+
+    def start(self) -> "AcmeCA":
+        os.makedirs(self.directory, exist_ok=True)
+        tls = make_tls_cert(self.directory)
+        self.ca_bundle = tls["ca"]
+        config = os.path.join(self.directory, "pebble.json")
+        with open(config, "w") as f:
+            json.dump({"pebble": {
+                "listenAddress": f"127.0.0.1:{ACME_PORT}",
+                "managementListenAddress": "127.0.0.1:15000",
+                "certificate": tls["cert"], "privateKey": tls["key"],
+                "httpPort": HTTP_PORT, "tlsPort": 5001,
+                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
+        log = open(os.path.join(self.directory, "challtestsrv.log"), "wb")
+        self.procs.append(subprocess.Popen(
+            ["pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+             "-dns01", f"127.0.0.1:{DNS_PORT}", "-http01", "", "-https01", "",
+             "-tlsalpn01", "", "-management", "127.0.0.1:8055"],
+            stdout=log, stderr=subprocess.STDOUT))
+        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0",
+                   PEBBLE_AUTHZREUSE="0")  # every order really validates
+        log = open(os.path.join(self.directory, "pebble.log"), "wb")
+        self.procs.append(subprocess.Popen(
+            ["pebble", "-config", config, "-dnsserver", f"127.0.0.1:{DNS_PORT}"],
+            stdout=log, stderr=subprocess.STDOUT, env=env))
+        wait_port("127.0.0.1", ACME_PORT)
+        wait_port("127.0.0.1", 8055)
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs = []
+
+
+class NginxLab:
+    """A real nginx from a temporary prefix; sites go in sites/*.conf."""
+
+    def __init__(self, prefix: Optional[str] = None) -> None:
+        self.prefix = prefix or tempfile.mkdtemp(prefix="nginx-lab-")
+        # As root, workers run as nobody: a 0700 mkdtemp dir makes every file 403.
+        os.chmod(self.prefix, 0o755)
+        for sub in ("sites", "logs", "tmp", "webroot", "www"):
+            os.makedirs(os.path.join(self.prefix, sub), exist_ok=True)
+        self.conf = os.path.join(self.prefix, "nginx.conf")
+        self.webroot = os.path.join(self.prefix, "webroot")
+        self.error_log = os.path.join(self.prefix, "logs", "error.log")
+        with open(self.conf, "w") as f:
+            f.write(NGINX_CONF.format(prefix=self.prefix, backend=BACKEND_PORT))
+        self.proc: Optional[subprocess.Popen] = None
+
+    def write(self, relpath: str, text: str) -> str:
+        path = os.path.join(self.prefix, relpath)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(self.fill(text))
+        return path
+
+    def fill(self, text: str) -> str:
+        """text with {prefix}, {http}, {https} and {backend} filled in (nginx's
+        own braces need no escaping)."""
+        for key, value in (("prefix", self.prefix), ("http", HTTP_PORT),
+                           ("https", HTTPS_PORT), ("backend", BACKEND_PORT)):
+            text = text.replace("{" + key + "}", str(value))
+        return text
+
+    def start(self) -> "NginxLab":
+        subprocess.run([nginx_binary(), "-p", self.prefix, "-c", self.conf, "-t", "-q"],
+                       check=True)
+        subprocess.run([nginx_binary(), "-p", self.prefix, "-c", self.conf], check=True)
+        wait_port("127.0.0.1", BACKEND_PORT)
+        return self
+
+    def master_pid(self) -> int:
+        with open(os.path.join(self.prefix, "nginx.pid")) as f:
+            return int(f.read())
+
+    def stop(self) -> None:
+        try:
+            pid = self.master_pid()
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGQUIT)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+    def reloads(self) -> int:
+        """SIGHUPs the master has received (logged at notice level)."""
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return len(re.findall(r"\(SIGHUP\) received", f.read()))
+        except FileNotFoundError:
+            return 0
+
+    def snapshot(self) -> Dict[str, bytes]:
+        """Every config file under the prefix, by path."""
+        found = {}
+        for path in [self.conf] + sorted(
+                os.path.join(d, f) for d, _, fs in os.walk(os.path.join(self.prefix, "sites"))
+                for f in fs):
+            with open(path, "rb") as f:
+                found[path] = f.read()
+        return found
+
+
+def served_cert_der(name: str, port: int = HTTPS_PORT, host: str = "127.0.0.1") -> bytes:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, port), timeout=5) as sock:
+        with ctx.wrap_socket(sock, server_hostname=name) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def leaf_der(pem_path: str) -> bytes:
+    with open(pem_path) as f:
+        text = f.read()
+    m = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
+    return ssl.PEM_cert_to_DER_cert(m.group(0))
+
+
+def http_get(name: str, path: str = "/", port: int = HTTP_PORT) -> tuple:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": name})
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(req, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class Certbot:
+    """Real certbot, state kept under one directory."""
+
+    def __init__(self, directory: str, acme: AcmeCA, lab: NginxLab) -> None:
+        self.directory = directory
+        self.acme = acme
+        self.lab = lab
+
+    def base_args(self) -> List[str]:
+        d = self.directory
+        return ["--non-interactive", "--agree-tos", "--register-unsafely-without-email",
+                "--server", self.acme.url, "--config-dir", f"{d}/config",
+                "--work-dir", f"{d}/work", "--logs-dir", f"{d}/logs",
+                "--http-01-port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT)]
+
+    def plugin_args(self) -> List[str]:
+        return ["--nginx-webroot-server-root", self.lab.prefix,
+                "--nginx-webroot-path", self.lab.webroot,
+                "--nginx-webroot-ctl", nginx_binary()]
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        exe = shutil.which("certbot")
+        cmd = [exe] if exe else [sys.executable, "-m", "certbot"]
+        env = dict(os.environ, REQUESTS_CA_BUNDLE=self.acme.ca_bundle)
+        proc = subprocess.run(cmd + list(args) + self.base_args(), capture_output=True,
+                              text=True, env=env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"certbot {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def live(self, name: str, what: str = "fullchain.pem") -> str:
+        return os.path.join(self.directory, "config", "live", name, what)
