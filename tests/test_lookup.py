@@ -1,0 +1,115 @@
+"""nginx's server selection as pure functions."""
+import pytest
+
+from certbot_nginx_webroot.lookup import (DEFAULT, EXACT, REGEX, WILDCARD_HEAD, WILDCARD_TAIL,
+                                          AmbiguousName, Listen, Server, answering,
+                                          name_rank, parse_listen)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["80"], Listen("*", 80)),
+    (["127.0.0.1:8080"], Listen("127.0.0.1", 8080)),
+    (["127.0.0.1"], Listen("127.0.0.1", 80)),
+    (["[::]:443", "ssl", "http2"], Listen("[::]", 443, True)),
+    (["[::1]"], Listen("[::1]", 80)),
+    (["*:80", "default_server"], Listen("*", 80, False, True)),
+    (["0.0.0.0:80", "default"], Listen("*", 80, False, True)),
+    (["443", "ssl", "default_server", "reuseport"], Listen("*", 443, True, True)),
+    (["localhost:81"], Listen("localhost", 81)),
+    (["unix:/run/nginx.sock"], None),
+    (["443", "quic", "reuseport"], None),
+])
+def test_parse_listen(args, expected):
+    assert parse_listen(args) == expected
+
+
+def test_ipv6_flag():
+    assert parse_listen(["[::]:80"]).ipv6 and not parse_listen(["80"]).ipv6
+
+
+@pytest.mark.parametrize("name,pattern,kind", [
+    ("www.example.org", "www.example.org", EXACT),
+    ("WWW.example.org", "www.EXAMPLE.org", None),  # host is lower-cased by answering()
+    ("www.example.org", "*.example.org", WILDCARD_HEAD),
+    ("a.b.example.org", "*.example.org", WILDCARD_HEAD),
+    ("example.org", "*.example.org", None),
+    ("example.org", ".example.org", WILDCARD_HEAD),
+    ("www.example.org", ".example.org", WILDCARD_HEAD),
+    ("www.example.com", "www.*", WILDCARD_TAIL),
+    ("www.example.org", "~^www\\.(?<domain>.+)$", REGEX),
+    ("mail.example.org", "~^www\\.", None),
+    ("example.org", "_", None),
+    ("example.org", "~[invalid", None),
+])
+def test_name_rank(name, pattern, kind):
+    rank = name_rank(name, pattern)
+    assert (rank[0] if rank else None) == kind
+
+
+def _server(names, *listens):
+    return Server(tuple(names), tuple(parse_listen(l.split()) for l in listens) or
+                  (Listen("*", 80),))
+
+
+def _pick(servers, host, port=80, **kw):
+    return [(servers.index(m.server), m.kind) for m in answering(servers, host, port, **kw)]
+
+
+def test_precedence_exact_then_head_then_tail_then_regex():
+    servers = [_server(["~^www\\."], "80"), _server(["www.*"], "80"),
+               _server(["*.example.org"], "80"), _server(["www.example.org"], "80")]
+    assert _pick(servers, "www.example.org") == [(3, EXACT)]
+    assert _pick(servers[:3], "www.example.org") == [(2, WILDCARD_HEAD)]
+    assert _pick(servers[:2], "www.example.org") == [(1, WILDCARD_TAIL)]
+    assert _pick(servers[:1], "www.example.org") == [(0, REGEX)]
+
+
+def test_longest_wildcard_wins():
+    servers = [_server(["*.org"], "80"), _server(["*.example.org"], "80")]
+    assert _pick(servers, "a.example.org") == [(1, WILDCARD_HEAD)]
+
+
+def test_first_regex_wins():
+    servers = [_server(["~example"], "80"), _server(["~^a\\."], "80")]
+    assert _pick(servers, "a.example.org") == [(0, REGEX)]
+
+
+def test_default_server_then_first_listed():
+    servers = [_server(["a.example"], "80"), _server(["_"], "80 default_server")]
+    assert _pick(servers, "z.example") == [(1, DEFAULT)]
+    servers = [_server(["a.example"], "80"), _server(["b.example"], "80")]
+    assert _pick(servers, "z.example") == [(0, DEFAULT)]
+    assert _pick(servers, "z.example", use_default=False) == []
+
+
+def test_port_is_a_parameter_and_no_listen_means_80():
+    servers = [_server(["a.example"]), _server(["a.example"], "5002"),
+               _server(["a.example"], "443 ssl")]
+    assert _pick(servers, "a.example", 80) == [(0, EXACT)]
+    assert _pick(servers, "a.example", 5002) == [(1, EXACT)]
+    assert _pick(servers, "a.example", 443) == [(2, EXACT)]
+    assert _pick(servers, "a.example", 8443) == []
+
+
+def test_one_answer_per_address():
+    servers = [_server(["a.example"], "127.0.0.1:80"), _server(["a.example"], "[::]:80"),
+               _server(["b.example"], "80")]
+    assert _pick(servers, "a.example") == [(0, EXACT), (1, EXACT), (2, DEFAULT)]
+    assert _pick(servers, "a.example", use_default=False) == [(0, EXACT), (1, EXACT)]
+
+
+def test_same_block_on_two_addresses_counts_once():
+    servers = [_server(["a.example"], "80", "[::]:80")]
+    assert _pick(servers, "a.example") == [(0, EXACT)]
+
+
+def test_conflicting_names_are_refused():
+    servers = [_server(["a.example"], "80"), _server(["a.example", "b"], "80")]
+    with pytest.raises(AmbiguousName) as err:
+        answering(servers, "a.example", 80)
+    assert len(err.value.servers) == 2
+
+
+def test_host_is_case_and_trailing_dot_insensitive():
+    servers = [_server(["a.example"], "80"), _server(["b.example"], "80")]
+    assert _pick(servers, "B.Example.") == [(1, EXACT)]
