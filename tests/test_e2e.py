@@ -1,0 +1,207 @@
+"""End to end: real certbot with this plugin, real pebble, real nginx.
+
+Each case issues and installs a certificate, checks that every name is
+served it on the HTTPS port, then renews with --force-renewal and checks
+that the renewal made exactly one reload, left every config file
+byte-identical, and that the new certificate was live when certbot exited.
+"""
+import os
+import subprocess
+
+import pytest
+
+import lab
+
+pytestmark = pytest.mark.skipif(
+    bool(lab.missing_tools()) and not os.environ.get("CI"),
+    reason=f"end-to-end tools missing: {lab.missing_tools()}")
+
+
+@pytest.fixture(scope="module")
+def acme(tmp_path_factory):
+    ca = lab.AcmeCA(str(tmp_path_factory.mktemp("acme"))).start()
+    yield ca
+    ca.stop()
+
+
+@pytest.fixture
+def nginx():
+    server = lab.NginxLab()
+    yield server
+    server.stop()
+
+
+def snakeoil(nginx, name="snakeoil"):
+    """A self-signed placeholder, as hand-made 443 blocks usually have."""
+    cert = os.path.join(nginx.prefix, f"{name}.pem")
+    key = os.path.join(nginx.prefix, f"{name}.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=snakeoil",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+def issue_then_renew(acme, nginx, site, names, *extra, check_ipv6=False):
+    nginx.write("sites/site.conf", site)
+    nginx.start()
+    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+    args = ["-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args()]
+    for name in names:
+        args += ["-d", name]
+    certbot.run(*args, *extra)
+    lineage = names[0]
+    first = lab.leaf_der(certbot.live(lineage))
+    for name in names:
+        assert lab.served_cert_der(name) == first, name
+        if check_ipv6:
+            assert lab.served_cert_der(name, host="::1") == first, name
+    # The challenge files are cleaned up; the location stays.
+    challenge_dir = os.path.join(nginx.webroot, ".well-known", "acme-challenge")
+    assert not os.path.isdir(challenge_dir) or not os.listdir(challenge_dir)
+
+    before = nginx.snapshot()
+    reloads = nginx.reloads()
+    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+    assert nginx.reloads() - reloads == 1
+    assert nginx.snapshot() == before
+    renewed = lab.leaf_der(certbot.live(lineage))
+    assert renewed != first
+    for name in names:
+        assert lab.served_cert_der(name) == renewed, name  # live when certbot exited
+    return certbot
+
+
+def test_reverse_proxy(acme, nginx):
+    issue_then_renew(acme, nginx, """\
+server {
+    listen {http};
+    server_name proxy.example;
+
+    location / {
+        proxy_pass http://127.0.0.1:{backend};
+    }
+}
+""", ["proxy.example"], "--no-redirect")
+    assert lab.http_get("proxy.example", "/")[1] == b"backend 127.0.0.1\n"
+
+
+def test_redirect_only_block_beside_a_hand_made_https_block(acme, nginx):
+    cert, key = snakeoil(nginx)
+    certbot = issue_then_renew(acme, nginx, """\
+# the classic blog layout
+server {
+    listen {http};
+    server_name blog.example;
+    return 301 https://$host$request_uri;
+}
+
+server {
+    listen {https} ssl;
+    server_name blog.example;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / {
+        proxy_pass http://127.0.0.1:{backend};
+    }
+}
+""" % (cert, key), ["blog.example"], "--redirect")
+    status, _ = lab.http_get("blog.example", "/some/page")
+    assert status == 301
+    with open(os.path.join(nginx.prefix, "sites/site.conf")) as f:
+        text = f.read()
+    assert certbot.live("blog.example") in text and cert not in text
+    assert text.count("server {") == 2  # the hand-made block was used, not copied
+
+
+def test_try_files_then_proxy_from_a_root(acme, nginx):
+    www = os.path.join(nginx.prefix, "www")
+    with open(os.path.join(www, "static.txt"), "w") as f:
+        f.write("static\n")
+    issue_then_renew(acme, nginx, """\
+server {
+    listen {http};
+    server_name app.example;
+    root {prefix}/www;
+
+    location / {
+        try_files $uri @proxy;
+    }
+
+    location @proxy {
+        proxy_pass http://127.0.0.1:{backend};
+    }
+}
+""", ["app.example"], "--no-redirect")
+    assert lab.http_get("app.example", "/static.txt")[1] == b"static\n"
+    assert lab.http_get("app.example", "/dynamic")[1] == b"backend 127.0.0.1\n"
+
+
+def test_two_names_in_two_server_blocks(acme, nginx):
+    issue_then_renew(acme, nginx, """\
+server {
+    listen {http};
+    server_name one.example;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+
+server {
+    listen {http};
+    server_name two.example;
+    location / { return 200 "two\\n"; }
+}
+""", ["one.example", "two.example"], "--no-redirect")
+    assert lab.http_get("two.example", "/")[1] == b"two\n"
+
+
+def test_ipv6_listens(acme, nginx):
+    issue_then_renew(acme, nginx, """\
+server {
+    listen {http};
+    listen [::]:{http};
+    server_name six.example;
+    location / {
+        proxy_pass http://127.0.0.1:{backend};
+    }
+}
+""", ["six.example"], "--no-redirect", check_ipv6=True)
+    with open(os.path.join(nginx.prefix, "sites/site.conf")) as f:
+        assert "listen [::]:%d ssl;" % lab.HTTPS_PORT in f.read()
+
+
+def test_dry_run_reloads_nothing_once_the_location_exists(acme, nginx):
+    nginx.write("sites/site.conf", """\
+server {
+    listen {http};
+    server_name dry.example;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""")
+    nginx.start()
+    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+    certbot.run("certonly", "-a", "nginx-webroot", *certbot.plugin_args(), "-d", "dry.example")
+    assert nginx.reloads() == 1  # the one-time insertion of the location
+    before = nginx.snapshot()
+    certbot.run("renew", "--dry-run", "--no-random-sleep-on-renew")
+    certbot.run("renew", "--no-random-sleep-on-renew")  # not due: nothing at all
+    assert nginx.reloads() == 1
+    assert nginx.snapshot() == before
+
+
+def test_nginx_not_serving_the_challenge_stops_before_the_ca(acme, nginx):
+    # A server-level "deny all" makes nginx answer 403: the self-check must
+    # catch it and certbot must fail without asking the CA to validate.
+    nginx.write("sites/site.conf", """\
+server {
+    listen {http};
+    server_name denied.example;
+    deny all;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""")
+    nginx.start()
+    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+    proc = certbot.run("certonly", "-a", "nginx-webroot", *certbot.plugin_args(),
+                       "-d", "denied.example", check=False)
+    assert proc.returncode != 0
+    assert "nginx does not serve the challenge files" in proc.stderr + proc.stdout
+    assert "HTTP 403" in proc.stderr + proc.stdout
