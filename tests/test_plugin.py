@@ -1,0 +1,312 @@
+"""The certbot plugin, with nginx faked (the end-to-end tests use a real one).
+
+The fake nginx serves a challenge file only from a server block whose saved
+config holds the challenge location, so these tests see what the plugin
+wrote, not what it meant to write.
+"""
+import os
+import types
+
+import pytest
+from acme import challenges
+from certbot import errors
+
+from certbot_nginx_webroot import edit, nginxctl, plugin
+
+
+class FakeNginx:
+    def __init__(self, monkeypatch, conf_dir):
+        self.conf_dir = conf_dir
+        self.tests = 0
+        self.reloads = 0
+        self.fail_test = None
+        self.serving = set()  # files (config text) loaded at the last reload
+        monkeypatch.setattr(nginxctl.Nginx, "binary", lambda s: "/usr/sbin/nginx")
+        monkeypatch.setattr(nginxctl.Nginx, "test", self.test)
+        monkeypatch.setattr(nginxctl.Nginx, "reload", self.reload)
+        monkeypatch.setattr(nginxctl, "fetch", self.fetch)
+
+    def test(self, *_):
+        self.tests += 1
+        if self.fail_test:
+            raise nginxctl.NginxError(self.fail_test)
+
+    def reload(self, *_):
+        self.reloads += 1
+        self.serving = self._loaded()
+
+    def _loaded(self):
+        text = ""
+        for d, _, files in os.walk(self.conf_dir):
+            for name in files:
+                with open(os.path.join(d, name), errors="replace") as f:
+                    text += f.read()
+        return text
+
+    def fetch(self, host, addr, port, path, timeout=5.0):
+        if "acme-challenge" not in self.serving:
+            return 404, b"not found"
+        root = self.serving.split("root ", 1)[1].split(";", 1)[0]
+        try:
+            with open(os.path.join(root, path.lstrip("/")), "rb") as f:
+                return 200, f.read()
+        except OSError:
+            return 404, b""
+
+
+def make_plugin(tmp_path, **conf):
+    values = dict(
+        nginx_webroot_server_root=str(tmp_path / "nginx"),
+        nginx_webroot_ctl="nginx", nginx_webroot_path=str(tmp_path / "webroot"),
+        http01_port=80, https_port=443, config_dir=str(tmp_path / "le"),
+        work_dir=str(tmp_path / "work"), backup_dir=str(tmp_path / "work/backups"),
+        temp_checkpoint_dir=str(tmp_path / "work/temp"),
+        in_progress_dir=str(tmp_path / "work/progress"), strict_permissions=False)
+    values.update(conf)
+    return plugin.NginxWebroot(types.SimpleNamespace(**values), "nginx-webroot")
+
+
+def write_conf(tmp_path, sites, main=None):
+    root = tmp_path / "nginx"
+    (root / "sites").mkdir(parents=True, exist_ok=True)
+    (root / "nginx.conf").write_text(main or "events {}\nhttp {\n    include sites/*.conf;\n}\n")
+    for name, text in sites.items():
+        (root / "sites" / name).write_text(text)
+    return root
+
+
+def snapshot(root):
+    return {os.path.join(d, f): open(os.path.join(d, f), "rb").read()
+            for d, _, fs in os.walk(root) for f in fs}
+
+
+
+def achall(name, n=1):
+    chall = challenges.HTTP01(token=bytes([n]) * 16)
+    return types.SimpleNamespace(
+        identifier=types.SimpleNamespace(value=name), chall=chall,
+        response_and_validation=lambda: ("response-" + name, f"validation-{name}-{n}"))
+
+
+PROXY = """server {
+    listen 80;
+    server_name a.example;
+    location / {
+        proxy_pass http://127.0.0.1:8080;
+    }
+}
+"""
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    return FakeNginx(monkeypatch, str(tmp_path / "nginx"))
+
+
+def test_first_run_inserts_the_location_once_and_reloads_once(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    auth = make_plugin(tmp_path)
+    assert auth.perform([achall("a.example")]) == ["response-a.example"]
+    assert (fake.tests, fake.reloads) == (1, 1)
+    text = (root / "sites/a.conf").read_text()
+    assert text.count("location ^~ /.well-known/acme-challenge/ {  " + edit.MARK) == 1
+    assert text.startswith("server {\n    listen 80;\n    server_name a.example;\n"
+                           "    location ^~ /.well-known")
+    assert text.endswith("    location / {\n        proxy_pass http://127.0.0.1:8080;\n"
+                         "    }\n}\n")
+    token_file = tmp_path / "webroot/.well-known/acme-challenge" / \
+        challenges.HTTP01(token=b"\x01" * 16).encode("token")
+    assert oct(os.stat(token_file).st_mode & 0o777) == "0o644"
+    auth.cleanup([])
+    assert not (tmp_path / "webroot/.well-known").exists()
+
+
+def test_renewal_needs_no_parse_edit_or_reload(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    make_plugin(tmp_path).perform([achall("a.example")])
+    # a file elsewhere that our parser cannot read must not matter now
+    (root / "sites/zz-broken.conf").write_text("server {\n    listen 81\n")
+    before = snapshot(root)
+    auth = make_plugin(tmp_path)
+    auth.perform([achall("a.example", 2)])
+    assert (fake.tests, fake.reloads) == (1, 1)  # still only the first run's
+    assert auth._config is None  # never parsed
+    assert snapshot(root) == before
+
+
+def test_failing_nginx_test_restores_every_file(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    before = snapshot(root)
+    fake.fail_test = "nginx: [emerg] something in /etc/nginx/x.conf:3"
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example")])
+    assert "x.conf:3" in str(err.value) and "restored" in str(err.value)
+    assert snapshot(root) == before
+    assert fake.reloads == 0
+    assert not (tmp_path / "webroot/.well-known/acme-challenge").exists()
+
+
+def test_malformed_config_names_file_and_line_and_writes_nothing(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY, "b.conf": "server {\n  listen 80\n}\n"})
+    before = snapshot(root)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example")])
+    assert f"{root}/sites/b.conf:3" in str(err.value)
+    assert snapshot(root) == before and fake.tests == 0
+
+
+def test_two_blocks_claiming_a_name_are_refused(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY, "b.conf": PROXY})
+    before = snapshot(root)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example")])
+    assert "sites/a.conf:1" in str(err.value) and "sites/b.conf:1" in str(err.value)
+    assert snapshot(root) == before
+
+
+def test_unwritable_webroot_is_a_clear_error(tmp_path, fake):
+    write_conf(tmp_path, {"a.conf": PROXY})
+    (tmp_path / "file").write_text("")
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path, nginx_webroot_path=str(tmp_path / "file/sub")).perform(
+            [achall("a.example")])
+    assert "cannot write the challenge file" in str(err.value)
+
+
+def test_redirect_only_block_gets_its_return_moved_into_location(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": "server {\n    listen 80;\n    server_name a.example;\n"
+                                 "    return 301 https://$host$request_uri;\n}\n"})
+    make_plugin(tmp_path).perform([achall("a.example")])
+    text = (root / "sites/a.conf").read_text()
+    assert ("    location / {  %s\n        return 301 https://$host$request_uri;\n    }  %s\n"
+            % (edit.MARK, edit.MARK)) in text
+    assert text.count("location ^~ /.well-known/acme-challenge/") == 1
+    assert "    return 301" not in text.replace("        return 301", "")
+
+
+def test_existing_location_with_another_root_is_refused(tmp_path, fake):
+    write_conf(tmp_path, {"a.conf": PROXY.replace(
+        "    location / {", "    location /.well-known/acme-challenge/ { root /srv/le; }\n"
+        "    location / {")})
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example")])
+    assert "--nginx-webroot-path /srv/le" in str(err.value)
+
+
+def test_existing_equivalent_location_is_reused(tmp_path, fake):
+    webroot = tmp_path / "webroot"
+    root = write_conf(tmp_path, {"a.conf": PROXY.replace(
+        "    location / {", "    location ^~ /.well-known/acme-challenge/ { root %s; }\n"
+        "    location / {" % webroot)})
+    before = snapshot(root)
+    fake.serving = "acme-challenge root %s;" % webroot
+    make_plugin(tmp_path).perform([achall("a.example")])
+    assert snapshot(root) == before and fake.reloads == 0
+
+
+def test_name_without_any_block_gets_our_own_server(tmp_path, fake):
+    root = write_conf(tmp_path, {}, main="events {}\nhttp {\n    server { listen 8080; }\n}\n")
+    make_plugin(tmp_path).perform([achall("new.example")])
+    own = (root / plugin.OWN_FILE).read_text()
+    assert "server_name new.example;" in own and "listen 80;" in own
+    main = (root / "nginx.conf").read_text()
+    assert main == ("events {}\nhttp {\n    server { listen 8080; }\n    include %s/%s;  %s\n}\n"
+                    % (root, plugin.OWN_FILE, edit.MARK))
+
+
+def test_own_server_goes_where_an_include_glob_already_looks(tmp_path, fake):
+    root = write_conf(tmp_path, {"x.conf": "server { listen 8080; }\n"})
+    before_main = (root / "nginx.conf").read_bytes()
+    make_plugin(tmp_path).perform([achall("new.example")])
+    assert "server_name new.example;" in (root / "sites" / plugin.OWN_FILE).read_text()
+    assert (root / "nginx.conf").read_bytes() == before_main
+
+
+def test_deploy_cert_makes_a_443_block_from_the_80_block(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY.replace(
+        "    listen 80;\n", "    listen 80 default_server;\n    listen [::]:80;\n")})
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", "/le/chain.pem",
+                     "/le/fullchain.pem")
+    inst.save("deploy")
+    text = (root / "sites/a.conf").read_text()
+    first, second = text.split("\n\nserver {")
+    assert "ssl" not in first
+    assert ("  %s\n    listen 443 ssl;  %s\n    listen [::]:443 ssl;  %s\n"
+            "    server_name a.example;\n    ssl_certificate /le/fullchain.pem;  %s\n"
+            "    ssl_certificate_key /le/key.pem;  %s\n    location / {\n"
+            % ((edit.MARK,) * 5)) in second
+    assert "default_server" not in second
+    assert fake.tests == 1 and fake.reloads == 0
+
+
+def test_deploy_cert_replaces_the_certificate_in_an_existing_443_block(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY + "server {\n    listen 443 ssl;\n"
+                                 "    server_name a.example;\n"
+                                 "    ssl_certificate     /old/cert.pem;\n"
+                                 "    ssl_certificate_key /old/key.pem; # mine\n}\n"})
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
+    inst.save("deploy")
+    text = (root / "sites/a.conf").read_text()
+    assert text == PROXY + ("server {\n    listen 443 ssl;\n    server_name a.example;\n"
+                            "    ssl_certificate     /le/fullchain.pem;  %s\n"
+                            "    ssl_certificate_key /le/key.pem; # mine\n}\n" % edit.MARK)
+    inst.rollback_checkpoints(1)
+    assert "/old/cert.pem" in (root / "sites/a.conf").read_text()
+
+
+def test_deploy_cert_refuses_to_copy_a_redirect_only_block(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": "server {\n    listen 80;\n    server_name a.example;\n"
+                                 "    return 301 https://$host$request_uri;\n}\n"})
+    before = snapshot(root)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).deploy_cert("a.example", "/c", "/k", None, "/f")
+    assert "only redirects to HTTPS" in str(err.value)
+    assert snapshot(root) == before
+
+
+def test_certificate_set_in_a_shared_include_is_refused(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": "server {\n    listen 443 ssl;\n"
+                                 "    server_name a.example;\n    include ssl.inc;\n}\n"})
+    (root / "ssl.inc").write_text("ssl_certificate /x;\nssl_certificate_key /y;\n")
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).deploy_cert("a.example", "/c", "/k", None, "/f")
+    assert "ssl.inc:1" in str(err.value)
+
+
+def test_redirect_enhancement_keeps_the_challenge_reachable(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    inst = make_plugin(tmp_path)
+    inst.enhance("a.example", "redirect")
+    inst.save("redirect")
+    text = (root / "sites/a.conf").read_text()
+    assert ('    if ($request_uri !~ "^/.well-known/acme-challenge/") {  %s\n'
+            "        return 301 https://$host$request_uri;  %s\n    }  %s\n"
+            % ((edit.MARK,) * 3)) in text
+    assert not plugin.swallows(inst._load().server_blocks()[0].children[2])
+    with pytest.raises(errors.PluginEnhancementAlreadyPresent):
+        make_plugin(tmp_path).enhance("a.example", "redirect")
+
+
+def test_get_all_names_lists_plain_names(tmp_path, fake):
+    write_conf(tmp_path, {"a.conf": PROXY.replace("a.example;", "a.example *.w.example "
+                                                  "~^x www.* _ localhost B.example;")})
+    assert make_plugin(tmp_path).get_all_names() == {"a.example", "b.example"}
+
+
+def test_restart_reloads_only_when_something_changed(tmp_path, fake, monkeypatch):
+    write_conf(tmp_path, {"a.conf": PROXY})
+    inst = make_plugin(tmp_path)
+    monkeypatch.setattr(inst, "_wait_certificates_live", lambda: None)
+    inst.restart()
+    inst.restart()
+    assert fake.reloads == 1
+
+
+def test_prepare_reports_a_missing_binary(tmp_path, monkeypatch):
+    write_conf(tmp_path, {})
+    inst = make_plugin(tmp_path, nginx_webroot_ctl=str(tmp_path / "no-nginx"))
+    with pytest.raises(errors.NoInstallationError) as err:
+        inst.prepare()
+    assert "no-nginx" in str(err.value)
