@@ -10,7 +10,7 @@ import os
 import tempfile
 from typing import Dict, Iterator, List, Optional, Set
 
-from certbot_nginx_webroot import parser
+from certbot_nginx_webroot import lookup, parser
 from certbot_nginx_webroot.parser import ConfigText, Node
 
 _GLOB_CHARS = frozenset("*?[")
@@ -29,6 +29,7 @@ class Config:
         self.prefix = os.path.dirname(main_path)
         self.files = files
         self.changed: Set[str] = set()
+        self._servers: Optional[List[lookup.Server]] = None  # cleared by every edit
 
     @classmethod
     def load(cls, main_path: str) -> "Config":
@@ -94,6 +95,28 @@ class Config:
         return [node for http in self.http_blocks() for node in self.expand(http.children)
                 if node.name == "server" and node.children is not None]
 
+    def servers(self) -> List[lookup.Server]:
+        """Every http server block with its names and listens, for lookup."""
+        if self._servers is None:
+            found = []
+            for node in self.server_blocks():
+                names: List[str] = []
+                listens = []
+                has_listen = False
+                for child in self.expand(node.children):
+                    if child.name == "server_name":
+                        names.extend(child.args)
+                    elif child.name == "listen":
+                        has_listen = True
+                        listen = lookup.parse_listen(child.args)
+                        if listen is not None:
+                            listens.append(listen)
+                # A block without listen answers *:80 (nginx run as root).
+                found.append(lookup.Server(tuple(names), tuple(listens) if has_listen
+                                           else (lookup.DEFAULT_LISTEN,), node))
+            self._servers = found
+        return self._servers
+
     def directives(self, block: Node, name: str) -> List[Node]:
         """The directives called name directly inside block (includes expanded)."""
         return [node for node in self.expand(block.children) if node.name == name]
@@ -117,10 +140,12 @@ class Config:
     def add_file(self, path: str, conf: ConfigText) -> None:
         """Register a file the plugin creates; it is written on save."""
         self.files[path] = conf
-        self.changed.add(path)
+        self.mark_changed(path)
 
     def mark_changed(self, node_or_path) -> None:
+        """Record an edit (of the file holding a node, or of a path)."""
         self.changed.add(node_or_path if isinstance(node_or_path, str) else node_or_path.file)
+        self._servers = None
 
     def render(self, path: str) -> bytes:
         return parser.encode(parser.dump(self.files[path]))

@@ -99,16 +99,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         return self._config
 
     def _servers(self) -> List[lookup.Server]:
-        config = self._load()
-        servers = []
-        for node in config.server_blocks():
-            names = tuple(a for d in config.directives(node, "server_name") for a in d.args)
-            listens = tuple(filter(None, (lookup.parse_listen(d.args)
-                                          for d in config.directives(node, "listen"))))
-            if not config.directives(node, "listen"):
-                listens = (lookup.DEFAULT_LISTEN,)
-            servers.append(lookup.Server(names, listens, node))
-        return servers
+        return self._load().servers()
 
     def _answering(self, name: str, port: int, use_default: bool = True) -> List[lookup.Match]:
         try:

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Parse, lookup and dump of a generated 10 000-server-block config, side by
+side with certbot's own nginx parser (pyparsing) in the same run; then both
+parsers over the real-world corpus in ../shared/corpus.
+
+    python3 bench/parse_bench.py [--servers N] [--repeat R]
+
+Times are the best of R runs (wall clock, time.perf_counter); memory is the
+tracemalloc peak during one parse.  Prints numbers, asserts nothing.
+"""
+import argparse
+import importlib
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from certbot_nginx_webroot import lookup, parser  # noqa: E402
+from certbot_nginx_webroot.config import Config  # noqa: E402
+
+CORPUS = os.path.join(HERE, "..", "..", "shared", "corpus")
+
+
+def certbot_modules():
+    for prefix in ("certbot._internal.plugins.nginx", "certbot_nginx._internal"):
+        try:
+            return (importlib.import_module(prefix + ".nginxparser"),
+                    importlib.import_module(prefix + ".parser"))
+        except ImportError:
+            continue
+    return None, None
+
+
+def generate(n: int) -> str:
+    blocks = ["events {}\nhttp {\n"]
+    for i in range(n):
+        blocks.append(f"""\
+    # site {i}
+    server {{
+        listen 80;
+        listen [::]:80;
+        server_name site{i}.example www.site{i}.example;
+        root /var/www/site{i};
+
+        location / {{
+            try_files $uri @app;
+        }}
+        location @app {{
+            proxy_pass http://127.0.0.1:{8000 + i % 1000};
+            proxy_set_header Host $host;
+        }}
+    }}
+""")
+    blocks.append("}\n")
+    return "".join(blocks)
+
+
+def best(fn, repeat):
+    times = []
+    result = None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def peak_mib(fn):
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def ours(text, conf_dir, target, repeat):
+    main = os.path.join(conf_dir, "nginx.conf")
+    t_parse, conf = best(lambda: parser.parse(text, main), repeat)
+    config = Config.load(main)
+
+    def find():
+        config._servers = None  # measure the walk too, not a cached list
+        return lookup.answering(config.servers(), target, 80, use_default=False)
+    t_lookup, found = best(find, repeat)
+    assert [m.server.names[0] for m in found] == [target]
+    t_dump, out = best(lambda: parser.dump(conf), repeat)
+    assert out == text
+    mem = peak_mib(lambda: parser.parse(text, main))
+    return t_parse, t_lookup, t_dump, mem
+
+
+def theirs(text, conf_dir, target, repeat):
+    nginxparser, nginx_parser = certbot_modules()
+    t_parse, tree = best(lambda: nginxparser.loads(text), max(1, repeat // 3))
+    loaded = nginx_parser.NginxParser(conf_dir)
+
+    def find():
+        matches = []
+        for vhost in loaded.get_vhosts():
+            if any(addr.get_port() == "80" for addr in vhost.addrs):
+                kind, name = nginx_parser.get_best_match(target, vhost.names)
+                if kind == "exact":
+                    matches.append(vhost)
+        return matches
+    t_lookup, found = best(find, max(1, repeat // 3))
+    assert len(found) == 1
+    t_dump, _ = best(lambda: nginxparser.dumps(tree), max(1, repeat // 3))
+    mem = peak_mib(lambda: nginxparser.loads(text))
+    return t_parse, t_lookup, t_dump, mem
+
+
+def corpus_report():
+    nginxparser, _ = certbot_modules()
+    files = []
+    for d, _, names in os.walk(CORPUS):
+        files += [os.path.join(d, n) for n in names if n != "SOURCES.md"]
+    ours_fail = theirs_fail = theirs_mismatch = 0
+    failed_names = []
+    for path in sorted(files):
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            parser.parse(parser.decode(data), path)
+        except parser.ParseError:
+            ours_fail += 1
+        try:
+            text = data.decode("utf-8")
+            tree = nginxparser.loads(text)
+            if nginxparser.dumps(tree) != text:
+                theirs_mismatch += 1
+        except Exception:  # noqa: BLE001 - any failure counts
+            theirs_fail += 1
+            failed_names.append(os.path.relpath(path, CORPUS))
+    probe = 'http {\n    log_format x #c1\n        a # c2\n        b;\n}\n'
+    their_args = nginxparser.loads(probe)[0][1][0]
+    our_args = parser.parse(probe).children[0].children[0]
+    return len(files), ours_fail, theirs_fail, theirs_mismatch, failed_names, \
+        [our_args.name] + our_args.args, [a for a in their_args if a.strip()]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--servers", type=int, default=10000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    text = generate(args.servers)
+    target = f"site{args.servers * 3 // 4}.example"
+    with tempfile.TemporaryDirectory() as conf_dir:
+        with open(os.path.join(conf_dir, "nginx.conf"), "w") as f:
+            f.write(text)
+        print(f"config: {args.servers} server blocks, {len(text) / 2**20:.2f} MiB, "
+              f"{text.count(chr(10))} lines; lookup of {target} on :80; best of "
+              f"{args.repeat} (certbot: best of {max(1, args.repeat // 3)})")
+        rows = [("certbot-nginx-webroot", ours(text, conf_dir, target, args.repeat))]
+        if certbot_modules()[0] is not None:
+            rows.append(("certbot nginx parser", theirs(text, conf_dir, target, args.repeat)))
+    print(f"{'parser':<24}{'parse s':>10}{'lookup s':>10}{'dump s':>10}{'parse MiB':>11}")
+    for name, (p, l, d, m) in rows:
+        print(f"{name:<24}{p:>10.3f}{l:>10.3f}{d:>10.3f}{m:>11.1f}")
+    if len(rows) == 2:
+        (_, a), (_, b) = rows
+        print(f"{'speed-up':<24}{b[0] / a[0]:>9.1f}x{b[1] / a[1]:>9.1f}x{b[2] / a[2]:>9.1f}x"
+              f"{b[3] / a[3]:>10.1f}x")
+    if os.path.isdir(CORPUS) and certbot_modules()[0] is not None:
+        n, ours_fail, theirs_fail, mismatch, names, our_args, their_args = corpus_report()
+        print(f"\ncorpus: {n} files")
+        print(f"  certbot-nginx-webroot: {ours_fail} rejected (the known-invalid files)")
+        print(f"  certbot nginx parser:  {theirs_fail} failed, {mismatch} did not round-trip")
+        for name in names:
+            print(f"    failed: {name}")
+        print(f"  comments between arguments: ours {our_args}, certbot {their_args}")
+
+
+if __name__ == "__main__":
+    main()
