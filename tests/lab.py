@@ -87,8 +87,9 @@ def make_tls_cert(directory: str) -> Dict[str, str]:
 class AcmeCA:
     """pebble + pebble-challtestsrv on loopback."""
 
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
+    def __init__(self, directory: Optional[str] = None) -> None:
+        self.owned = directory is None  # ours to delete on stop
+        self.directory = directory or tempfile.mkdtemp(prefix="acme-lab-")
         self.procs: List[subprocess.Popen] = []
         self.url = f"https://127.0.0.1:{ACME_PORT}/dir"
         self.ca_bundle = ""
@@ -130,12 +131,15 @@ class AcmeCA:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.procs = []
+        if self.owned:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class NginxLab:
     """A real nginx from a temporary prefix; sites go in sites/*.conf."""
 
     def __init__(self, prefix: Optional[str] = None) -> None:
+        self.owned = prefix is None  # ours to delete on stop
         self.prefix = prefix or tempfile.mkdtemp(prefix="nginx-lab-")
         # As root, workers run as nobody: a 0700 mkdtemp dir makes every file 403.
         os.chmod(self.prefix, 0o755)
@@ -174,14 +178,17 @@ class NginxLab:
         with open(os.path.join(self.prefix, "nginx.pid")) as f:
             return int(f.read())
 
-    def stop(self) -> None:
+    def stop(self, remove: bool = True) -> None:
+        """Stop nginx; remove the prefix if this lab made it."""
+        self._quit()
+        if remove and self.owned:
+            shutil.rmtree(self.prefix, ignore_errors=True)
+
+    def _quit(self) -> None:
         try:
             pid = self.master_pid()
-        except (OSError, ValueError):
-            return
-        try:
             os.kill(pid, signal.SIGQUIT)
-        except ProcessLookupError:
+        except (OSError, ValueError):
             return
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
