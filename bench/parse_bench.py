@@ -159,8 +159,8 @@ def main():
         if certbot_modules()[0] is not None:
             rows.append(("certbot nginx parser", theirs(text, conf_dir, target, args.repeat)))
     print(f"{'parser':<24}{'parse s':>10}{'lookup s':>10}{'dump s':>10}{'parse MiB':>11}")
-    for name, (p, l, d, m) in rows:
-        print(f"{name:<24}{p:>10.3f}{l:>10.3f}{d:>10.3f}{m:>11.1f}")
+    for name, (p, lk, d, m) in rows:
+        print(f"{name:<24}{p:>10.3f}{lk:>10.3f}{d:>10.3f}{m:>11.1f}")
     if len(rows) == 2:
         (_, a), (_, b) = rows
         print(f"{'speed-up':<24}{b[0] / a[0]:>9.1f}x{b[1] / a[1]:>9.1f}x{b[2] / a[2]:>9.1f}x"

@@ -90,7 +90,7 @@ def wrk_failures(output: str) -> dict:
     found = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "non-2xx": 0, "requests": 0}
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if m:
-        for key, value in zip(("connect", "read", "write", "timeout"), m.groups()):
+        for key, value in zip(("connect", "read", "write", "timeout"), m.groups(), strict=True):
             found[key] = int(value)
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if m:

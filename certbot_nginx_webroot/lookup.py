@@ -159,6 +159,6 @@ def _best_in_group(group: List[Tuple[Server, Listen]], host: str, port: int,
         return Match(best[1], best[0][0], best[2])
     if not use_default:
         return None
-    defaults = [(s, l) for s, l in group if l.default]
+    defaults = [(s, listen) for s, listen in group if listen.default]
     server, listen = (defaults or group)[0]
     return Match(server, DEFAULT, listen)

@@ -77,7 +77,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         try:
             self._nginx().binary()
         except nginxctl.NginxError as err:
-            raise errors.NoInstallationError(str(err))
+            raise errors.NoInstallationError(str(err)) from err
         if not os.path.isfile(self._main_conf()):
             raise errors.NoInstallationError(
                 f"no nginx configuration at {self._main_conf()}; "
@@ -95,7 +95,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             try:
                 self._config = Config.load(self._main_conf())
             except (parser.ParseError, ConfigError) as err:
-                raise errors.PluginError(f"cannot read the nginx configuration: {err}")
+                raise errors.PluginError(f"cannot read the nginx configuration: {err}") from err
         return self._config
 
     def _servers(self) -> List[lookup.Server]:
@@ -108,7 +108,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             places = ", ".join(f"{s.ref.file}:{s.ref.line}" for s in err.servers)
             raise errors.PluginError(
                 f"{err}: {places}; cannot tell which one to use (nginx uses the first "
-                "and warns \"conflicting server name\"); remove the duplicate")
+                "and warns \"conflicting server name\"); remove the duplicate") from err
 
     # -- authenticator ----------------------------------------------------
 
@@ -157,7 +157,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             os.chmod(target, 0o644)
         except OSError as err:
             raise errors.PluginError(f"cannot write the challenge file under "
-                                     f"{self.conf('path')}: {err}")
+                                     f"{self.conf('path')}: {err}") from err
         finally:
             os.umask(old_umask)
         self._created_files.append(target)
@@ -242,6 +242,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         wanted = os.path.join(root, challenges.HTTP01.URI_ROOT_PATH)
         if existing is not None:
             node, served = existing
+            if served is None:
+                raise errors.PluginError(
+                    f"the location at {node.file}:{node.line} answers the challenge path for "
+                    f"the server block at {server.file}:{server.line} but sets no root; give "
+                    f"it \"root {root};\" or remove it")
             if os.path.normpath(served) != os.path.normpath(wanted):
                 raise errors.PluginError(
                     f"the server block at {server.file}:{server.line} already serves "
@@ -433,7 +438,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         target = "https://$host" + ("" if https_port == 443 else f":{https_port}")
         for match in matches:
             server = match.server.ref
-            if any(l.port == https_port for l in match.server.listens):
+            if any(listen.port == https_port for listen in match.server.listens):
                 raise errors.PluginError(
                     f"the server block at {server.file}:{server.line} serves both HTTP "
                     "and HTTPS; split it to add a redirect")
@@ -471,13 +476,13 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         except OSError as err:
             self._config = None
             self.recovery_routine()
-            raise errors.PluginError(f"cannot write the nginx configuration: {err}")
+            raise errors.PluginError(f"cannot write the nginx configuration: {err}") from err
         try:
             self._nginx().test()
         except nginxctl.NginxError as err:
             self._config = None
             self.recovery_routine()
-            raise errors.PluginError(f"{err}; the configuration was restored")
+            raise errors.PluginError(f"{err}; the configuration was restored") from err
         if finalize:
             self.finalize_checkpoint(notes)
 
@@ -494,7 +499,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         try:
             self._nginx().test()
         except nginxctl.NginxError as err:
-            raise errors.MisconfigurationError(str(err))
+            raise errors.MisconfigurationError(str(err)) from err
 
     def renew_deploy(self, lineage: interfaces.RenewableCert, *args: Any, **kwargs: Any) -> None:
         for name in lineage.names():
@@ -509,7 +514,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         try:
             self._nginx().test()
         except nginxctl.NginxError as err:
-            raise errors.MisconfigurationError(str(err))
+            raise errors.MisconfigurationError(str(err)) from err
         self._reload()
         self._wait_certificates_live()
 
@@ -517,7 +522,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         try:
             self._nginx().reload(LIVE_TIMEOUT)
         except nginxctl.NginxError as err:
-            raise errors.MisconfigurationError(str(err))
+            raise errors.MisconfigurationError(str(err)) from err
         self._live = True
 
     def _wait_certificates_live(self) -> None:
@@ -526,11 +531,13 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             try:
                 expected = nginxctl.first_certificate_der(fullchain)
             except OSError as err:
-                raise errors.PluginError(f"cannot read {fullchain}: {err}")
+                raise errors.PluginError(f"cannot read {fullchain}: {err}") from err
             targets = self._tls_targets(name)
-            if not nginxctl.wait_until(
-                    lambda: all(nginxctl.served_certificate(name, a, port) == expected
-                                for a in targets), LIVE_TIMEOUT):
+
+            def serves_it(name=name, expected=expected, targets=targets) -> bool:
+                return all(nginxctl.served_certificate(name, addr, port) == expected
+                           for addr in targets)
+            if not nginxctl.wait_until(serves_it, LIVE_TIMEOUT):
                 raise errors.PluginError(
                     f"nginx reloaded but does not serve {fullchain} for {name} on port "
                     f"{port} after {LIVE_TIMEOUT:.0f} s; check its error log")
@@ -555,7 +562,8 @@ def is_challenge_location(node: parser.Node) -> bool:
 
 def served_challenge_dir(config: Config, server: parser.Node):
     """(location, directory) when server already has a prefix location that
-    serves the challenge path from a directory; else None."""
+    answers the challenge path (directory None when no root is set); else
+    None."""
     best = None
     for node in config.expand(server.children):
         if node.name != "location" or node.children is None or not node.args:
@@ -580,7 +588,7 @@ def served_challenge_dir(config: Config, server: parser.Node):
     roots = config.directives(server, "root")
     if roots and roots[0].args:
         return best, os.path.join(roots[0].args[0], CHALLENGE_PREFIX.lstrip("/"))
-    return best, "(no root)"
+    return best, None  # nginx's compiled-in html root: not a directory we can name
 
 
 def swallows(node: parser.Node) -> bool:

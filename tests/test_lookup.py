@@ -47,7 +47,7 @@ def test_name_rank(name, pattern, kind):
 
 
 def _server(names, *listens):
-    return Server(tuple(names), tuple(parse_listen(l.split()) for l in listens) or
+    return Server(tuple(names), tuple(parse_listen(spec.split()) for spec in listens) or
                   (Listen("*", 80),))
 
 

@@ -12,6 +12,7 @@ from acme import challenges
 from certbot import errors
 
 from certbot_nginx_webroot import edit, nginxctl, plugin
+from certbot_nginx_webroot.config import Config
 
 
 class FakeNginx:
@@ -193,15 +194,45 @@ def test_existing_location_with_another_root_is_refused(tmp_path, fake):
     assert "--nginx-webroot-path /srv/le" in str(err.value)
 
 
-def test_existing_equivalent_location_is_reused(tmp_path, fake):
+def test_existing_location_without_root_is_refused(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY.replace(
+        "    location / {", "    location /.well-known/ { allow all; }\n    location / {")})
+    before = snapshot(root)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example")])
+    assert "sites/a.conf:4" in str(err.value) and "sets no root" in str(err.value)
+    assert snapshot(root) == before
+
+
+def test_location_in_an_included_snippet_is_recognised(tmp_path, fake):
     webroot = tmp_path / "webroot"
     root = write_conf(tmp_path, {"a.conf": PROXY.replace(
-        "    location / {", "    location ^~ /.well-known/acme-challenge/ { root %s; }\n"
-        "    location / {" % webroot)})
+        "    location / {", "    include snippets/le.inc;\n    location / {")})
+    (root / "snippets").mkdir()
+    (root / "snippets/le.inc").write_text(
+        "location ^~ /.well-known/acme-challenge/ {\n    root %s;\n}\n" % webroot)
+    config = Config.load(str(root / "nginx.conf"))
+    node, served = plugin.served_challenge_dir(config, config.server_blocks()[0])
+    assert node.file == str(root / "snippets/le.inc")
+    assert os.path.normpath(served) == str(webroot / ".well-known/acme-challenge")
+
+
+@pytest.mark.parametrize("location", [
+    "location ^~ /.well-known/acme-challenge/ { root {w}; }",
+    "location /.well-known/acme-challenge { root {w}; }",
+    "location /.well-known/ { alias {w}/.well-known/; }",
+])
+def test_existing_equivalent_location_means_no_edit(tmp_path, fake, location):
+    webroot = str(tmp_path / "webroot")
+    root = write_conf(tmp_path, {"a.conf": PROXY.replace(
+        "    location / {", "    " + location.replace("{w}", webroot) + "\n    location / {")})
     before = snapshot(root)
-    fake.serving = "acme-challenge root %s;" % webroot
-    make_plugin(tmp_path).perform([achall("a.example")])
-    assert snapshot(root) == before and fake.reloads == 0
+    # The fake nginx was never reloaded, so it serves nothing: the plugin
+    # looks at the config, finds nothing to add, and says nginx does not serve.
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example")])
+    assert "nginx does not serve the challenge files" in str(err.value)
+    assert snapshot(root) == before and (fake.tests, fake.reloads) == (0, 0)
 
 
 def test_name_without_any_block_gets_our_own_server(tmp_path, fake):
