@@ -273,6 +273,8 @@ class Certbot:
         exe = shutil.which("certbot")
         cmd = [exe] if exe else [sys.executable, "-m", "certbot"]
         env = dict(os.environ, REQUESTS_CA_BUNDLE=self.acme.ca_bundle)
+        # Installed packages have byte code; let an editable checkout have it too.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         proc = subprocess.run(cmd + list(args) + self.base_args(), capture_output=True,
                               text=True, env=env)
         if check and proc.returncode != 0:
