@@ -60,11 +60,13 @@ class Config:
                         self.files[path] = self._read(path, node)
                         self._load_includes(self.files[path].children, depth + 1)
 
+    def include_pattern(self, node: Node) -> str:
+        """An include's argument as an absolute path (or glob)."""
+        return os.path.join(self.prefix, node.args[0])  # join keeps an absolute argument
+
     def include_paths(self, node: Node) -> List[str]:
         """The files an include directive names, in nginx's order."""
-        pattern = node.args[0]
-        if not os.path.isabs(pattern):
-            pattern = os.path.join(self.prefix, pattern)
+        pattern = self.include_pattern(node)
         if _GLOB_CHARS.intersection(pattern):
             return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
         if not os.path.exists(pattern):

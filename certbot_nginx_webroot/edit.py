@@ -113,8 +113,21 @@ def replace(owner, index: int, snippet: str, newline: str, path: str) -> List[No
     return nodes
 
 
+def take_trailing(owner, index: int) -> str:
+    """Detach and return the text after child index on its own line (its
+    trailing comment, stripped), so it can move with the node."""
+    gap = _gap(owner, index + 1)
+    split = _split_gap(gap)
+    if split is None or not split[0].strip():
+        return ""
+    _set_gap(owner, index + 1, split[1])
+    return split[0].strip()
+
+
 def remove(owner, index: int) -> Node:
-    """Remove the child at index with the trivia before it."""
+    """Remove the child at index with the trivia before it and its trailing
+    comment."""
+    take_trailing(owner, index)
     return owner.children.pop(index)
 
 

@@ -5,36 +5,23 @@ serves through a persistent ``location ^~ /.well-known/acme-challenge/``,
 inserted once.  As installer it sets ssl_certificate/ssl_certificate_key and
 reloads nginx (SIGHUP), never restarting it.
 """
-import fnmatch
 import logging
 import os
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from acme import challenges
 from certbot import errors, interfaces
 from certbot.plugins import common
 
-from certbot_nginx_webroot import edit, lookup, nginxctl, parser
+from certbot_nginx_webroot import lookup, nginxctl, parser, sites
 from certbot_nginx_webroot.config import Config, ConfigError
 
 logger = logging.getLogger(__name__)
 
-CHALLENGE_PREFIX = "/" + challenges.HTTP01.URI_ROOT_PATH + "/"
-OWN_FILE = "certbot-nginx-webroot.conf"
 LIVE_TIMEOUT = 30.0
 # After a completed reload the new configuration already takes every new
 # connection; this only absorbs a slow filesystem or a busy machine.
 SELF_CHECK_TIMEOUT = 5.0
-_SWALLOWING = ("return", "rewrite", "if")
-
-
-def challenge_location(path: str) -> str:
-    """The location block nginx serves challenge files through."""
-    return (f"location ^~ {CHALLENGE_PREFIX} {{  {edit.MARK}\n"
-            f"    root {parser.quote(path)};  {edit.MARK}\n"
-            f"    default_type text/plain;  {edit.MARK}\n"
-            f"    try_files $uri =404;  {edit.MARK}\n"
-            f"}}  {edit.MARK}")
 
 
 def achall_name(achall: Any) -> str:
@@ -98,17 +85,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 raise errors.PluginError(f"cannot read the nginx configuration: {err}") from err
         return self._config
 
-    def _servers(self) -> List[lookup.Server]:
-        return self._load().servers()
-
     def _answering(self, name: str, port: int, use_default: bool = True) -> List[lookup.Match]:
         try:
-            return lookup.answering(self._servers(), name, port, use_default)
-        except lookup.AmbiguousName as err:
-            places = ", ".join(f"{s.ref.file}:{s.ref.line}" for s in err.servers)
-            raise errors.PluginError(
-                f"{err}: {places}; cannot tell which one to use (nginx uses the first "
-                "and warns \"conflicting server name\"); remove the duplicate") from err
+            return sites.answering(self._load(), name, port, use_default)
+        except sites.SiteError as err:
+            raise errors.PluginError(str(err)) from err
 
     # -- authenticator ----------------------------------------------------
 
@@ -219,209 +200,58 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         True when that took an edit (and so a reload)."""
         config = self._load()
         root = os.path.abspath(self.conf("path"))
-        homeless = []
-        for name in names:
-            http = self._answering(name, self.config.http01_port)
-            https = self._answering(name, self.config.https_port, use_default=False)
-            if not http:
-                homeless.append(name)
-            for match in http + https:
-                self._ensure_location(config, match.server.ref, root)
-            for match in http:
-                self._unswallow(config, match.server.ref)
-        if homeless:
-            self._add_own_server(config, homeless, root)
+        http_port, https_port = self.config.http01_port, self.config.https_port
+        try:
+            homeless = []
+            for name in names:
+                http = sites.answering(config, name, http_port)
+                https = sites.answering(config, name, https_port, use_default=False)
+                if not http:
+                    homeless.append(name)
+                for match in http + https:
+                    sites.ensure_challenge_location(config, match.server.ref, root)
+                for match in http:
+                    sites.unswallow(config, match.server.ref)
+            if homeless:
+                sites.add_own_server(config, homeless, root, http_port)
+        except sites.SiteError as err:
+            self._config = None  # drop the half-edited tree; nothing was written
+            raise errors.PluginError(str(err)) from err
         if not config.changed:
             return False
         self._save_checkpoint(config, "nginx-webroot: challenge location", finalize=True)
         self._reload()
         return True
 
-    def _ensure_location(self, config: Config, server: parser.Node, root: str) -> None:
-        existing = served_challenge_dir(config, server)
-        wanted = os.path.join(root, challenges.HTTP01.URI_ROOT_PATH)
-        if existing is not None:
-            node, served = existing
-            if served is None:
-                raise errors.PluginError(
-                    f"the location at {node.file}:{node.line} answers the challenge path for "
-                    f"the server block at {server.file}:{server.line} but sets no root; give "
-                    f"it \"root {root};\" or remove it")
-            if os.path.normpath(served) != os.path.normpath(wanted):
-                raise errors.PluginError(
-                    f"the server block at {server.file}:{server.line} already serves "
-                    f"challenges from {served} (location at {node.file}:{node.line}); "
-                    f"rerun with --nginx-webroot-path "
-                    f"{served[:-len(challenges.HTTP01.URI_ROOT_PATH)].rstrip('/') or '/'}")
-            return
-        children = server.children
-        index = next((i for i, n in enumerate(children) if n.name == "location"),
-                     len(children))
-        edit.insert(server, index, challenge_location(root),
-                    config.file_of(server).newline, server.file)
-        config.mark_changed(server)
-
-    def _unswallow(self, config: Config, server: parser.Node) -> None:
-        """Keep server-level redirects from answering the challenge first:
-        they run before nginx picks a location."""
-        swallowing = [i for i, n in enumerate(server.children) if swallows(n)]
-        if not swallowing:
-            return
-        others = [n for n in server.children if n.name == "location"
-                  and not is_challenge_location(n)]
-        if others:
-            raise errors.PluginError(
-                f"the server block at {server.file}:{server.line} answers every request "
-                f"at server level ({server.children[swallowing[0]].name} at line "
-                f"{server.children[swallowing[0]].line}) and also has locations; move the "
-                "server-level directive into \"location /\" so challenges can be served")
-        moved = [i for i, n in enumerate(server.children) if n.name in _SWALLOWING]
-        newline = config.file_of(server).newline
-        body = "\n".join(parser.dump_node(server.children[i]) for i in moved)
-        block = (f"location / {{  {edit.MARK}\n" + edit.nest(body, 1)
-                 + f"\n}}  {edit.MARK}")
-        for i in reversed(moved[1:]):
-            edit.remove(server, i)
-        edit.replace(server, moved[0], block, newline, server.file)
-        config.mark_changed(server)
-
-    def _add_own_server(self, config: Config, names: List[str], root: str) -> None:
-        port = self.config.http01_port
-        ipv6 = any(listen.ipv6 for s in self._servers() for listen in s.listens)
-        lines = [f"server {{  {edit.MARK}", f"    listen {port};  {edit.MARK}"]
-        if ipv6:
-            lines.append(f"    listen [::]:{port};  {edit.MARK}")
-        lines.append(f"    server_name {' '.join(names)};  {edit.MARK}")
-        lines.extend("    " + line for line in challenge_location(root).split("\n"))
-        lines += [f"    location / {{ return 404; }}  {edit.MARK}", f"}}  {edit.MARK}"]
-        path, http = self._own_file(config)
-        text = "\n".join(lines) + "\n"
-        if path in config.files:  # the file is all ours: append
-            text = parser.dump(config.files[path]).rstrip("\n") + "\n\n" + text
-        elif http is not None:  # no include covers our file yet: add one
-            edit.insert(http, len(http.children), f"include {path};  {edit.MARK}",
-                        config.file_of(http).newline, http.file)
-            config.mark_changed(http)
-        config.add_file(path, parser.parse(text, path))
-
-    def _own_file(self, config: Config) -> Tuple[str, Optional[parser.Node]]:
-        """Where our own server blocks go: a file an existing http-level
-        include already covers, else one we include ourselves."""
-        https = list(config.http_blocks())
-        if not https:
-            raise errors.PluginError(f"no http block in {config.main_path}")
-        for http in https:
-            for node in http.children:
-                if node.name == "include" and node.args and "*" in node.args[0]:
-                    pattern = node.args[0]
-                    if not os.path.isabs(pattern):
-                        pattern = os.path.join(config.prefix, pattern)
-                    directory = os.path.dirname(pattern)
-                    candidate = os.path.join(directory, OWN_FILE)
-                    if os.path.isdir(directory) and fnmatch.fnmatch(candidate, pattern):
-                        return candidate, None
-        path = os.path.join(config.prefix, OWN_FILE)
-        if path in config.files:
-            return path, None
-        return path, https[0]
-
     # -- installer --------------------------------------------------------
 
     def get_all_names(self) -> Iterable[str]:
-        names: Set[str] = set()
-        for server in self._servers():
-            for name in server.names:
-                if name and not name.startswith(("~", "*", ".")) and not name.endswith("*") \
-                        and "." in name and "$" not in name:
-                    names.add(name.lower())
-        return names
+        return sites.plain_names(self._load())
 
     def deploy_cert(self, domain: str, cert_path: str, key_path: str,
                     chain_path: Optional[str] = None,
                     fullchain_path: Optional[str] = None) -> None:
         config = self._load()
         fullchain = fullchain_path or cert_path
-        port = self.config.https_port
-        targets = [m.server.ref for m in self._answering(domain, port, use_default=False)]
-        if not targets:
-            targets = [self._make_https_server(config, domain)]
-        for server in targets:
-            self._set_certificate(config, server, fullchain, key_path)
+        http_port, https_port = self.config.http01_port, self.config.https_port
+        try:
+            targets = [m.server.ref for m in
+                       sites.answering(config, domain, https_port, use_default=False)]
+            if not targets:
+                http = sites.answering(config, domain, http_port)
+                if not http:
+                    raise sites.SiteError(
+                        f"no server block answers {domain} on port {http_port} or "
+                        f"{https_port}; add a server block with server_name {domain}")
+                targets = [sites.make_https_server(config, http[0], domain, http_port,
+                                                   https_port)]
+            for server in targets:
+                sites.set_certificate(config, server, fullchain, key_path, https_port)
+        except sites.SiteError as err:
+            self._config = None  # drop the half-edited tree; nothing was written
+            raise errors.PluginError(str(err)) from err
         self._expected[domain] = fullchain
         self._live = False
-
-    def _make_https_server(self, config: Config, domain: str) -> parser.Node:
-        port = self.config.https_port
-        http = self._answering(domain, self.config.http01_port)
-        if not http:
-            raise errors.PluginError(
-                f"no server block answers {domain} on port {self.config.http01_port} or "
-                f"{port}; add a server block with server_name {domain}")
-        source = http[0]
-        node = source.server.ref
-        if redirects_to_https(node):
-            raise errors.PluginError(
-                f"{domain} has no server block on port {port}, and the one on port "
-                f"{self.config.http01_port} ({node.file}:{node.line}) only redirects to "
-                "HTTPS; add an HTTPS server block for it")
-        conf = config.file_of(node)
-        holder = config.holder(node)
-        index = next(i for i, n in enumerate(holder.children) if n is node)
-        copy = edit.copy_after(holder, index, conf.newline)
-        listens = [i for i, n in enumerate(copy.children) if n.name == "listen"]
-        addrs: List[str] = []
-        for listen in source.server.listens:
-            if listen.port == self.config.http01_port and listen.addr not in addrs:
-                addrs.append(listen.addr)
-        new_listens = "\n".join(
-            f"listen {port if a == '*' else a + ':' + str(port)} ssl;  {edit.MARK}"
-            for a in addrs or ["*"])
-        for i in reversed(listens[1:]):
-            edit.remove(copy, i)
-        if listens:
-            edit.replace(copy, listens[0], new_listens, conf.newline, copy.file)
-        else:
-            edit.insert(copy, 0, new_listens, conf.newline, copy.file)
-        if source.kind == lookup.DEFAULT:  # a catch-all: the copy is for this name only
-            names = [i for i, n in enumerate(copy.children) if n.name == "server_name"]
-            for i in reversed(names[1:]):
-                edit.remove(copy, i)
-            if names:
-                edit.set_args(copy, names[0], [domain])
-            else:
-                edit.insert(copy, 0, f"server_name {domain};  {edit.MARK}",
-                            conf.newline, copy.file)
-        edit.mark_line_after(copy, 0)  # the header line: the whole block is ours
-        config.mark_changed(copy)
-        return copy
-
-    def _set_certificate(self, config: Config, server: parser.Node,
-                         fullchain: str, key: str) -> None:
-        newline = config.file_of(server).newline
-        for i, node in enumerate(server.children):
-            listen = lookup.parse_listen(node.args) if node.name == "listen" else None
-            if listen and listen.port == self.config.https_port and not listen.ssl:
-                edit.set_args(server, i, node.args + ["ssl"])
-                config.mark_changed(server)
-        for name, value in (("ssl_certificate", fullchain), ("ssl_certificate_key", key)):
-            direct = [i for i, n in enumerate(server.children) if n.name == name]
-            if not direct:
-                inherited = config.directives(server, name)
-                if inherited:
-                    node = inherited[0]
-                    raise errors.PluginError(
-                        f"{name} for the server block at {server.file}:{server.line} is set "
-                        f"in an included file ({node.file}:{node.line}) that other blocks "
-                        "may share; move it into the server block")
-                after = max((i for i, n in enumerate(server.children)
-                             if n.name in ("listen", "server_name", "ssl_certificate")),
-                            default=-1)
-                edit.insert(server, after + 1, f"{name} {parser.quote(value)};  {edit.MARK}",
-                            newline, server.file)
-                config.mark_changed(server)
-            elif server.children[direct[0]].args != [value]:
-                edit.set_args(server, direct[0], [value])
-                config.mark_changed(server)
 
     def supported_enhancements(self) -> List[str]:
         return ["redirect"]
@@ -431,28 +261,17 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         if enhancement != "redirect":
             raise errors.PluginError(f"unsupported enhancement: {enhancement}")
         config = self._load()
-        http_port, https_port = self.config.http01_port, self.config.https_port
-        matches = self._answering(domain, http_port, use_default=False)
-        if not matches:
-            raise errors.PluginError(f"no server block for {domain} on port {http_port}")
-        target = "https://$host" + ("" if https_port == 443 else f":{https_port}")
-        for match in matches:
-            server = match.server.ref
-            if any(listen.port == https_port for listen in match.server.listens):
-                raise errors.PluginError(
-                    f"the server block at {server.file}:{server.line} serves both HTTP "
-                    "and HTTPS; split it to add a redirect")
-            if redirects_to_https(server):
-                raise errors.PluginEnhancementAlreadyPresent(
-                    f"{domain} already redirects to HTTPS")
-            after = max((i for i, n in enumerate(server.children)
-                         if n.name in ("listen", "server_name")), default=-1)
-            edit.insert(server, after + 1,
-                        f'if ($request_uri !~ "^{CHALLENGE_PREFIX}") {{  {edit.MARK}\n'
-                        f"    return 301 {target}$request_uri;  {edit.MARK}\n"
-                        f"}}  {edit.MARK}",
-                        config.file_of(server).newline, server.file)
-            config.mark_changed(server)
+        http_port = self.config.http01_port
+        try:
+            matches = sites.answering(config, domain, http_port, use_default=False)
+            if not matches:
+                raise sites.SiteError(f"no server block for {domain} on port {http_port}")
+            added = [sites.add_redirect(config, m, self.config.https_port) for m in matches]
+        except sites.SiteError as err:
+            self._config = None
+            raise errors.PluginError(str(err)) from err
+        if not any(added):
+            raise errors.PluginEnhancementAlreadyPresent(f"{domain} already redirects to HTTPS")
 
     def save(self, title: Optional[str] = None, temporary: bool = False) -> None:
         config = self._config
@@ -553,70 +372,3 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             pass
         matches = self._answering(name, self.config.https_port, use_default=False)
         return sorted({m.listen.addr for m in matches}) or ["*"]
-
-
-def is_challenge_location(node: parser.Node) -> bool:
-    return node.name == "location" and bool(node.args) and \
-        node.args[-1].rstrip("/") == CHALLENGE_PREFIX.rstrip("/")
-
-
-def served_challenge_dir(config: Config, server: parser.Node):
-    """(location, directory) when server already has a prefix location that
-    answers the challenge path (directory None when no root is set); else
-    None."""
-    best = None
-    for node in config.expand(server.children):
-        if node.name != "location" or node.children is None or not node.args:
-            continue
-        if len(node.args) == 2 and node.args[0] not in ("^~", "="):
-            continue  # a regex location
-        prefix = node.args[-1]
-        if prefix == "/" or not CHALLENGE_PREFIX.startswith(prefix):
-            continue
-        if best is None or len(prefix) > len(best.args[-1]):
-            best = node
-    if best is None:
-        return None
-    rest = CHALLENGE_PREFIX[len(best.args[-1]):]
-    for name in ("alias", "root"):
-        found = config.directives(best, name)
-        if found and found[0].args:
-            base = found[0].args[0]
-            served = os.path.join(base, rest) if name == "alias" else \
-                os.path.join(base, CHALLENGE_PREFIX.lstrip("/"))
-            return best, served
-    roots = config.directives(server, "root")
-    if roots and roots[0].args:
-        return best, os.path.join(roots[0].args[0], CHALLENGE_PREFIX.lstrip("/"))
-    return best, None  # nginx's compiled-in html root: not a directory we can name
-
-
-def swallows(node: parser.Node) -> bool:
-    """Would this server-level directive answer a challenge request before
-    any location is chosen?"""
-    if node.name == "return":
-        return True
-    if node.name == "rewrite":
-        return len(node.args) > 1 and (node.args[1].startswith(("http://", "https://"))
-                                       or node.args[-1] in ("redirect", "permanent"))
-    if node.name == "if" and node.children is not None:
-        if any("acme-challenge" in a for a in node.args):
-            return False  # written to let challenges through
-        return any(swallows(child) for child in node.children)
-    return False
-
-
-def redirects_to_https(server: parser.Node) -> bool:
-    """Is this block's answer to / (at server level or in location /) a
-    redirect to https?"""
-    nodes = list(server.children)
-    for node in server.children:
-        if node.name == "location" and node.args == ["/"] and node.children is not None:
-            nodes.extend(node.children)
-    for node in nodes:
-        if node.name == "return" and len(node.args) == 2 and node.args[0] in (
-                "301", "302", "307", "308") and node.args[1].startswith("https://"):
-            return True
-        if node.name == "if" and node.children is not None and redirects_to_https(node):
-            return True
-    return False

@@ -73,10 +73,10 @@ def test_set_args_keeps_a_users_comment():
     assert parser.dump(conf) == "server {\n    ssl_certificate /new.pem; # mine\n}\n"
 
 
-def test_remove_drops_the_line():
-    conf, server = _server("server {\n    listen 80;\n    listen 81;\n}\n")
+def test_remove_drops_the_line_with_its_comment():
+    conf, server = _server("server {\n    listen 80;\n    listen 81; # old\n    # keep\n}\n")
     edit.remove(server, 1)
-    assert parser.dump(conf) == "server {\n    listen 80;\n}\n"
+    assert parser.dump(conf) == "server {\n    listen 80;\n    # keep\n}\n"
 
 
 def test_copy_after_duplicates_the_block_after_a_blank_line():

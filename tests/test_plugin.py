@@ -11,7 +11,7 @@ import pytest
 from acme import challenges
 from certbot import errors
 
-from certbot_nginx_webroot import edit, nginxctl, plugin
+from certbot_nginx_webroot import edit, nginxctl, plugin, sites
 from certbot_nginx_webroot.config import Config
 
 
@@ -212,7 +212,7 @@ def test_location_in_an_included_snippet_is_recognised(tmp_path, fake):
     (root / "snippets/le.inc").write_text(
         "location ^~ /.well-known/acme-challenge/ {\n    root %s;\n}\n" % webroot)
     config = Config.load(str(root / "nginx.conf"))
-    node, served = plugin.served_challenge_dir(config, config.server_blocks()[0])
+    node, served = sites.served_challenge_dir(config, config.server_blocks()[0])
     assert node.file == str(root / "snippets/le.inc")
     assert os.path.normpath(served) == str(webroot / ".well-known/acme-challenge")
 
@@ -238,18 +238,18 @@ def test_existing_equivalent_location_means_no_edit(tmp_path, fake, location):
 def test_name_without_any_block_gets_our_own_server(tmp_path, fake):
     root = write_conf(tmp_path, {}, main="events {}\nhttp {\n    server { listen 8080; }\n}\n")
     make_plugin(tmp_path).perform([achall("new.example")])
-    own = (root / plugin.OWN_FILE).read_text()
+    own = (root / sites.OWN_FILE).read_text()
     assert "server_name new.example;" in own and "listen 80;" in own
     main = (root / "nginx.conf").read_text()
     assert main == ("events {}\nhttp {\n    server { listen 8080; }\n    include %s/%s;  %s\n}\n"
-                    % (root, plugin.OWN_FILE, edit.MARK))
+                    % (root, sites.OWN_FILE, edit.MARK))
 
 
 def test_own_server_goes_where_an_include_glob_already_looks(tmp_path, fake):
     root = write_conf(tmp_path, {"x.conf": "server { listen 8080; }\n"})
     before_main = (root / "nginx.conf").read_bytes()
     make_plugin(tmp_path).perform([achall("new.example")])
-    assert "server_name new.example;" in (root / "sites" / plugin.OWN_FILE).read_text()
+    assert "server_name new.example;" in (root / "sites" / sites.OWN_FILE).read_text()
     assert (root / "nginx.conf").read_bytes() == before_main
 
 
@@ -315,7 +315,7 @@ def test_redirect_enhancement_keeps_the_challenge_reachable(tmp_path, fake):
     assert ('    if ($request_uri !~ "^/.well-known/acme-challenge/") {  %s\n'
             "        return 301 https://$host$request_uri;  %s\n    }  %s\n"
             % ((edit.MARK,) * 3)) in text
-    assert not plugin.swallows(inst._load().server_blocks()[0].children[2])
+    assert not sites.swallows(inst._load().server_blocks()[0].children[2])
     with pytest.raises(errors.PluginEnhancementAlreadyPresent):
         make_plugin(tmp_path).enhance("a.example", "redirect")
 

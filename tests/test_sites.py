@@ -1,0 +1,100 @@
+"""Server-block operations on the config model (no certbot, no nginx)."""
+import pytest
+
+from certbot_nginx_webroot import edit, lookup, parser, sites
+from certbot_nginx_webroot.config import Config
+
+M = edit.MARK
+
+
+def load(tmp_path, sites_text):
+    (tmp_path / "nginx.conf").write_text("http {\n    include sites.conf;\n}\n")
+    (tmp_path / "sites.conf").write_text(sites_text)
+    return Config.load(str(tmp_path / "nginx.conf"))
+
+
+def text(config):
+    return parser.dump(config.files[next(p for p in config.files if p.endswith("sites.conf"))])
+
+
+@pytest.mark.parametrize("directive,expected", [
+    ("return 301 https://$host$request_uri;", True),
+    ("return 404;", True),
+    ("rewrite ^ https://$host$request_uri? permanent;", True),
+    ("rewrite ^/old$ /new last;", False),
+    ("if ($host = a.example) { return 301 https://$host$request_uri; }", True),
+    ('if ($request_uri !~ "^/.well-known/acme-challenge/") { return 301 https://x; }', False),
+    ("set $x 1;", False),
+])
+def test_swallows(directive, expected):
+    assert sites.swallows(parser.parse(directive).children[0]) is expected
+
+
+def test_certbot_style_redirect_block_is_moved_whole(tmp_path):
+    config = load(tmp_path, "server {\n    if ($host = a.example) {\n"
+                  "        return 301 https://$host$request_uri;\n    } # managed by Certbot\n"
+                  "    listen 80;\n    server_name a.example;\n    return 404; # managed by Certbot\n}\n")
+    sites.unswallow(config, config.server_blocks()[0])
+    assert text(config) == (
+        f"server {{\n    location / {{  {M}\n        if ($host = a.example) {{\n"
+        "            return 301 https://$host$request_uri;\n        } # managed by Certbot\n"
+        f"        return 404; # managed by Certbot\n    }}  {M}\n"
+        "    listen 80;\n    server_name a.example;\n}\n")
+    assert not any(sites.swallows(n) for n in config.server_blocks()[0].children)
+
+
+def test_unswallow_refuses_when_other_locations_exist(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    return 301 https://x;\n"
+                  "    location /api { proxy_pass http://b; }\n}\n")
+    before = text(config)
+    with pytest.raises(sites.SiteError) as err:
+        sites.unswallow(config, config.server_blocks()[0])
+    assert "sites.conf:1" in str(err.value) and "line 3" in str(err.value)
+    assert text(config) == before and not config.changed
+
+
+def test_https_copy_of_a_catch_all_is_for_the_name_only(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80 default_server reuseport;\n"
+                  "    server_name _;\n    root /var/www/html;\n}\n")
+    match = sites.answering(config, "new.example", 80)[0]
+    assert match.kind == lookup.DEFAULT
+    copy = sites.make_https_server(config, match, "new.example", 80, 443)
+    assert parser.dump_node(copy) == (f"server {{  {M}\n    listen 443 ssl;  {M}\n"
+                                      f"    server_name new.example;  {M}\n"
+                                      "    root /var/www/html;\n}")
+    assert [m.server.ref for m in sites.answering(config, "new.example", 443, False)] == [copy]
+
+
+def test_set_certificate_adds_ssl_to_a_plain_listen(tmp_path):
+    config = load(tmp_path, "server {\n    listen 443;\n    server_name a.example;\n}\n")
+    sites.set_certificate(config, config.server_blocks()[0], "/f.pem", "/k.pem", 443)
+    assert text(config) == (f"server {{\n    listen 443 ssl;  {M}\n    server_name a.example;\n"
+                            f"    ssl_certificate /f.pem;  {M}\n"
+                            f"    ssl_certificate_key /k.pem;  {M}\n}}\n")
+
+
+def test_add_redirect_refuses_a_block_on_both_ports(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    listen 443 ssl;\n"
+                  "    server_name a.example;\n}\n")
+    with pytest.raises(sites.SiteError):
+        sites.add_redirect(config, sites.answering(config, "a.example", 80)[0], 443)
+
+
+def test_redirect_on_another_https_port_names_it(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example;\n}\n")
+    assert sites.add_redirect(config, sites.answering(config, "a.example", 80)[0], 8443)
+    assert "return 301 https://$host:8443$request_uri;" in text(config)
+    assert not sites.add_redirect(config, sites.answering(config, "a.example", 80)[0], 8443)
+
+
+def test_ambiguity_names_both_places(tmp_path):
+    config = load(tmp_path, "server { server_name a.example; }\nserver { server_name a.example; }\n")
+    with pytest.raises(sites.SiteError) as err:
+        sites.answering(config, "a.example", 80)
+    assert "sites.conf:1" in str(err.value) and "sites.conf:2" in str(err.value)
+
+
+def test_plain_names(tmp_path):
+    config = load(tmp_path, "server { server_name A.example *.b.example ~^c _ localhost "
+                  "www.* $host d.example; }\n")
+    assert sites.plain_names(config) == {"a.example", "d.example"}
