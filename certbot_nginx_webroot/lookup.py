@@ -126,11 +126,11 @@ def answering(servers: Sequence[Server], host: str, port: int,
     host = host.lower().rstrip(".")
     by_addr: Dict[Tuple[str, int], List[Tuple[Server, Listen]]] = {}
     for server in servers:
+        seen = set()  # a block listed twice on one address counts once
         for listen in server.listens:
-            if listen.port == port:
-                group = by_addr.setdefault((listen.addr, listen.port), [])
-                if not any(s is server for s, _ in group):
-                    group.append((server, listen))
+            if listen.port == port and listen.addr not in seen:
+                seen.add(listen.addr)
+                by_addr.setdefault((listen.addr, listen.port), []).append((server, listen))
     found: List[Match] = []
     for group in by_addr.values():
         match = _best_in_group(group, host, port, use_default)
