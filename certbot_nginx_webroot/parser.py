@@ -27,6 +27,16 @@ _TOKEN = re.compile(r"""
   | '(?:[^'\\]|\\[\s\S])*'
   | (?:\\[\s\S]|\$\{|[^ \t\r\n;{}#"'\\])(?:\\[\s\S]|\$\{|[^ \t\r\n;{\\])*
 """, re.X)
+# Fast path for the common directive: plain words (no quotes, escapes,
+# comments or braces) separated by whitespace.  The class also leaves out
+# every character str.split() would split on, so split() is exact here;
+# anything else takes the token-by-token path.
+_PLAIN_CHARS = (r"[^ \t\r\n;{}#\"'\\$\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a"
+                r"\u2028\u2029\u202f\u205f\u3000]")
+_DOLLAR = r"\$(?!\{)"  # "${" is nginx's variable syntax, not a block
+# Written so that every character has one way to match (no backtracking blow-up).
+_PLAIN = rf"(?:{_PLAIN_CHARS}+|{_DOLLAR}{_PLAIN_CHARS}*)(?:{_DOLLAR}{_PLAIN_CHARS}*)*"
+_SIMPLE_DIRECTIVE = re.compile(rf"({_PLAIN}(?:[ \t\r\n]+{_PLAIN})*)[ \t\r\n]*([;{{])")
 # After a closing quote nginx wants one of these, else "unexpected ...".
 _AFTER_QUOTE = frozenset(" \t\r\n;{)")
 _ESCAPE = re.compile(r"\\(.)", re.S)
@@ -139,7 +149,7 @@ def parse(text: str, path: str = "<string>") -> ConfigText:
     line = 1
     counted = 0  # text[:counted] has been counted into `line`
     trivia = _TRIVIA.match
-    token = _TOKEN.match
+    simple = _SIMPLE_DIRECTIVE.match
     count = text.count
     while True:
         gap_start = pos
@@ -160,32 +170,14 @@ def parse(text: str, path: str = "<string>") -> ConfigText:
         start = pos
         line += count("\n", counted, start)
         counted = start
-        words = []
-        while True:
-            m = token(text, pos)
-            if m is None:
-                # An opening quote without its closing one runs to the end of file.
-                raise ParseError('unexpected end of file, expecting ";" or "}"', path,
-                                 _line_at(text, n))
-            tok = m.group()
-            words.append(tok)
-            pos = m.end()
-            if tok[0] in "\"'":
-                if pos >= n:
-                    raise ParseError('unexpected end of file, expecting ";" or "}"',
-                                     path, _line_at(text, n))
-                if text[pos] not in _AFTER_QUOTE:
-                    raise ParseError(f'unexpected "{text[pos]}"', path, _line_at(text, pos))
-            pos = trivia(text, pos).end()
-            if pos >= n:
-                raise ParseError('unexpected end of file, expecting ";" or "}"', path,
-                                 _line_at(text, n))
+        m = simple(text, pos)
+        if m is not None:
+            values = m.group(1).split()
+            c = m.group(2)
+            pos = m.end() - 1
+        else:
+            values, pos = _read_directive(text, pos, path)
             c = text[pos]
-            if c == ";" or c == "{":
-                break
-            if c == "}":
-                raise ParseError('unexpected "}"', path, _line_at(text, pos))
-        values = [value_of(w) if (w[0] in "\"'" or "\\" in w) else w for w in words]
         node = Node(values[0], values[1:], text[gap_start:start], text[start:pos + 1],
                     file=path, line=line)
         siblings.append(node)
@@ -203,6 +195,39 @@ def parse(text: str, path: str = "<string>") -> ConfigText:
         raise ParseError('unexpected end of file, expecting "}"', path, _line_at(text, n))
     newline = "\r\n" if "\r\n" in text else "\n"
     return ConfigText(path, root, text[gap_start:], newline)
+
+
+def _read_directive(text: str, pos: int, path: str):
+    """Read a directive's words token by token from pos; returns their
+    values and the index of the ';' or '{' that ends it."""
+    n = len(text)
+    trivia = _TRIVIA.match
+    token = _TOKEN.match
+    words = []
+    while True:
+        m = token(text, pos)
+        if m is None:
+            # An opening quote without its closing one runs to the end of file.
+            raise ParseError('unexpected end of file, expecting ";" or "}"', path,
+                             _line_at(text, n))
+        tok = m.group()
+        words.append(tok)
+        pos = m.end()
+        if tok[0] in "\"'":
+            if pos >= n:
+                raise ParseError('unexpected end of file, expecting ";" or "}"',
+                                 path, _line_at(text, n))
+            if text[pos] not in _AFTER_QUOTE:
+                raise ParseError(f'unexpected "{text[pos]}"', path, _line_at(text, pos))
+        pos = trivia(text, pos).end()
+        if pos >= n:
+            raise ParseError('unexpected end of file, expecting ";" or "}"', path,
+                             _line_at(text, n))
+        c = text[pos]
+        if c == ";" or c == "{":
+            return [value_of(w) if (w[0] in "\"'" or "\\" in w) else w for w in words], pos
+        if c == "}":
+            raise ParseError('unexpected "}"', path, _line_at(text, pos))
 
 
 def dump_nodes(nodes: List[Node], tail: str, out: List[str]) -> None:

@@ -264,10 +264,12 @@ class Certbot:
                 "--work-dir", f"{d}/work", "--logs-dir", f"{d}/logs",
                 "--http-01-port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT)]
 
-    def plugin_args(self) -> List[str]:
+    def installer_args(self) -> List[str]:
         return ["--nginx-webroot-server-root", self.lab.prefix,
-                "--nginx-webroot-path", self.lab.webroot,
                 "--nginx-webroot-ctl", nginx_binary()]
+
+    def plugin_args(self) -> List[str]:
+        return self.installer_args() + ["--nginx-webroot-path", self.lab.webroot]
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         exe = shutil.which("certbot")

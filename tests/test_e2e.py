@@ -205,3 +205,31 @@ server {
     assert proc.returncode != 0
     assert "nginx does not serve the challenge files" in proc.stderr + proc.stdout
     assert "HTTP 403" in proc.stderr + proc.stdout
+
+
+def test_another_authenticator_with_this_installer_then_rollback(acme, nginx):
+    # The manual recipe's location, served by certbot's own webroot plugin;
+    # this plugin only installs.  Then `certbot rollback` undoes the install.
+    nginx.write("sites/site.conf", """\
+server {
+    listen {http};
+    server_name other.example;
+    location ^~ /.well-known/acme-challenge/ {
+        root {prefix}/webroot;
+    }
+    location / {
+        proxy_pass http://127.0.0.1:{backend};
+    }
+}
+""")
+    nginx.start()
+    original = nginx.snapshot()
+    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+    certbot.run("run", "-a", "webroot", "-w", nginx.webroot, "-i", "nginx-webroot",
+                *certbot.installer_args(), "-d", "other.example", "--no-redirect")
+    assert lab.served_cert_der("other.example") == lab.leaf_der(certbot.live("other.example"))
+    assert nginx.reloads() == 1  # the installer's; the webroot plugin reloads nothing
+    assert nginx.snapshot() != original
+    certbot.run("rollback", "--installer", "nginx-webroot", *certbot.installer_args(),
+                "--checkpoints", "1")
+    assert nginx.snapshot() == original

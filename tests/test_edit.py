@@ -183,3 +183,14 @@ def test_write_atomic_failure_leaves_the_file_alone(tmp_path, monkeypatch):
         write_atomic(str(path), b"new;\n")
     assert path.read_bytes() == b"original;\n"
     assert os.listdir(tmp_path) == ["keep.conf"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_save_keeps_the_owner(tmp_path):
+    path = tmp_path / "owned.conf"
+    path.write_text("server {\n    listen 80;\n}\n")
+    os.chown(path, 4321, 4322)
+    write_atomic(str(path), b"server {\n    listen 81;\n}\n")
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid) == (4321, 4322)
+    assert path.read_bytes() == b"server {\n    listen 81;\n}\n"
