@@ -56,12 +56,12 @@ server {
 class Scenario:
     """One kind, one lab: issue() then renew() with real certbot."""
 
-    def __init__(self, kind: str, acme: lab.AcmeCA, name: str) -> None:
+    def __init__(self, kind: str, acme: lab.AcmeCA, name: str, certbot_command=None) -> None:
         self.kind = kind
         self.name = name
         self.nginx = lab.NginxLab()
         self.certbot = lab.Certbot(os.path.join(self.nginx.prefix, "certbot"), acme,
-                                   self.nginx)
+                                   self.nginx, certbot_command)
         site = MANUAL_SITE if kind == "manual" else PROXY_SITE
         self.nginx.write("sites/site.conf", site.replace("{name}", name))
         self.nginx.start()

@@ -63,15 +63,16 @@ class Nginx:
         """The pid file: the main file's ``pid`` directive, else the compiled
         default.  Only the main file is read, so a broken file elsewhere
         cannot stop a reload."""
-        prefix, default = self.compiled_paths()
         try:
             main = parser.parse_file(self.conf_path)
         except (OSError, parser.ParseError) as err:
             raise NginxError(f"cannot read {self.conf_path}: {err}") from err
         for node in main.children:
             if node.name == "pid" and node.args:
-                return os.path.join(prefix, node.args[0])
-        return default
+                if os.path.isabs(node.args[0]):
+                    return node.args[0]  # no need to ask the binary
+                return os.path.join(self.compiled_paths()[0], node.args[0])
+        return self.compiled_paths()[1]
 
     def master_pid(self) -> int:
         path = self.pid_path()

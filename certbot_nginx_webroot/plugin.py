@@ -5,16 +5,42 @@ serves through a persistent ``location ^~ /.well-known/acme-challenge/``,
 inserted once.  As installer it sets ssl_certificate/ssl_certificate_key and
 reloads nginx (SIGHUP), never restarting it.
 """
+from __future__ import annotations
+
+import importlib.util
 import logging
 import os
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from acme import challenges
 from certbot import errors, interfaces
 from certbot.plugins import common
 
-from certbot_nginx_webroot import lookup, nginxctl, parser, sites
-from certbot_nginx_webroot.config import Config, ConfigError
+if TYPE_CHECKING:
+    from certbot_nginx_webroot import lookup
+    from certbot_nginx_webroot.config import Config
+
+
+def _lazy_module(name: str):
+    """name, imported on first use: certbot imports every installed plugin on
+    every run, so this plugin's own modules (and their compiled regular
+    expressions) load only when the plugin is used."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
+nginx_config = _lazy_module("certbot_nginx_webroot.config")
+nginxctl = _lazy_module("certbot_nginx_webroot.nginxctl")
+parser = _lazy_module("certbot_nginx_webroot.parser")
+sites = _lazy_module("certbot_nginx_webroot.sites")
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +96,9 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 f"no nginx configuration at {self._main_conf()}; "
                 "set --nginx-webroot-server-root")
 
+    def _webroot(self) -> str:
+        return os.path.abspath(self.conf("path"))
+
     def _main_conf(self) -> str:
         return os.path.join(self.conf("server-root"), "nginx.conf")
 
@@ -80,8 +109,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         """The parsed configuration, read once per run and edited in memory."""
         if self._config is None:
             try:
-                self._config = Config.load(self._main_conf())
-            except (parser.ParseError, ConfigError) as err:
+                self._config = nginx_config.Config.load(self._main_conf())
+            except (parser.ParseError, nginx_config.ConfigError) as err:
                 raise errors.PluginError(f"cannot read the nginx configuration: {err}") from err
         return self._config
 
@@ -120,7 +149,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
 
     def _write_challenge(self, achall: Any) -> Any:
         response, validation = achall.response_and_validation()
-        directory = os.path.join(self.conf("path"), challenges.HTTP01.URI_ROOT_PATH)
+        directory = os.path.join(self._webroot(), challenges.HTTP01.URI_ROOT_PATH)
         old_umask = os.umask(0o022)
         try:
             missing = []
@@ -138,7 +167,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             os.chmod(target, 0o644)
         except OSError as err:
             raise errors.PluginError(f"cannot write the challenge file under "
-                                     f"{self.conf('path')}: {err}") from err
+                                     f"{self._webroot()}: {err}") from err
         finally:
             os.umask(old_umask)
         self._created_files.append(target)
@@ -199,7 +228,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         """Make every block answering names serve the challenge location;
         True when that took an edit (and so a reload)."""
         config = self._load()
-        root = os.path.abspath(self.conf("path"))
+        root = self._webroot()
         http_port, https_port = self.config.http01_port, self.config.https_port
         try:
             homeless = []

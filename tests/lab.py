@@ -252,10 +252,13 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 class Certbot:
     """Real certbot, state kept under one directory."""
 
-    def __init__(self, directory: str, acme: AcmeCA, lab: NginxLab) -> None:
+    def __init__(self, directory: str, acme: AcmeCA, lab: NginxLab,
+                 command: Optional[List[str]] = None) -> None:
         self.directory = directory
         self.acme = acme
         self.lab = lab
+        exe = shutil.which("certbot")
+        self.command = command or ([exe] if exe else [sys.executable, "-m", "certbot"])
 
     def base_args(self) -> List[str]:
         d = self.directory
@@ -272,8 +275,7 @@ class Certbot:
         return self.installer_args() + ["--nginx-webroot-path", self.lab.webroot]
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        exe = shutil.which("certbot")
-        cmd = [exe] if exe else [sys.executable, "-m", "certbot"]
+        cmd = self.command
         env = dict(os.environ, REQUESTS_CA_BUNDLE=self.acme.ca_bundle)
         # Installed packages have byte code; let an editable checkout have it too.
         env.pop("PYTHONDONTWRITEBYTECODE", None)

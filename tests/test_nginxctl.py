@@ -67,3 +67,16 @@ def test_reload_with_a_config_nginx_rejects_times_out_with_a_clear_error():
         assert nginxctl.fetch("x", "127.0.0.1", lab.HTTP_PORT, "/")[0] == 404  # still serving
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("main,expected", [
+    ("pid /run/x.pid;\nevents {}\n", "/run/x.pid"),
+    ("pid logs/x.pid;\n", "{prefix}/logs/x.pid"),
+    ("events {}\n", "{default}"),
+])
+def test_pid_path_from_the_main_file_or_the_binary(tmp_path, main, expected):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(main)
+    ctl = nginxctl.Nginx(lab.nginx_binary(), str(conf))
+    prefix, default = ctl.compiled_paths()
+    assert ctl.pid_path() == expected.format(prefix=prefix.rstrip("/"), default=default)
