@@ -28,7 +28,11 @@ def measure(step, scenario):
     start = time.perf_counter()
     step()
     wall = time.perf_counter() - start
-    live = lab.served_cert_der(scenario.name) == lab.leaf_der(scenario.certbot.live(scenario.name))
+    try:
+        live = lab.served_cert_der(scenario.name) == lab.leaf_der(
+            scenario.certbot.live(scenario.name))
+    except OSError:  # nothing listens yet: the new configuration is not live
+        live = False
     return (scenario.nginx.reloads() - reloads, changed_files(before, scenario.nginx.snapshot()),
             wall, live)
 

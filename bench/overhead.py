@@ -114,7 +114,7 @@ def main():
     print(f"  without it (entry point hidden)  {statistics.median(r[1][0] for r in runs):.3f} s")
     print(f"import of the entry point (certbot_nginx_webroot.plugin) on top of certbot: "
           f"{statistics.median(import_cost(python) for _ in range(args.repeat)) * 1000:.1f} ms")
-    certbot = [python, "-m", "certbot"]
+    certbot = [os.path.join(os.path.dirname(python), "certbot")]
     acme = lab.AcmeCA().start()
     try:
         print("certbot start to first ACME request (renewal):")

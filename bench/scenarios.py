@@ -8,7 +8,9 @@ each in its own fresh nginx lab against the same pebble:
   443 block.
 """
 import os
+import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
@@ -83,10 +85,22 @@ class Scenario:
             live = os.path.dirname(self.certbot.live(self.name))
             self.nginx.write("sites/tls.conf", MANUAL_TLS.replace("{name}", self.name)
                              .replace("{live}", live))
-            import subprocess
             subprocess.run([lab.nginx_binary(), "-c", self.nginx.conf, "-s", "reload"],
                            check=True)
+            self._wait_until_served()  # as the admin would check before moving on
         return proc
+
+    def _wait_until_served(self, timeout: float = 10.0) -> None:
+        want = lab.leaf_der(self.certbot.live(self.name))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if lab.served_cert_der(self.name) == want:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name}: the certificate is not served after {timeout} s")
 
     def renew(self, check=True):
         return self.certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew",

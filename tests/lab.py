@@ -258,7 +258,8 @@ class Certbot:
         self.acme = acme
         self.lab = lab
         exe = shutil.which("certbot")
-        self.command = command or ([exe] if exe else [sys.executable, "-m", "certbot"])
+        self.command = command or ([exe] if exe else [
+            sys.executable, "-c", "import sys; from certbot.main import main; sys.exit(main())"])
 
     def base_args(self) -> List[str]:
         d = self.directory

@@ -33,7 +33,8 @@ def test_swallows(directive, expected):
 def test_certbot_style_redirect_block_is_moved_whole(tmp_path):
     config = load(tmp_path, "server {\n    if ($host = a.example) {\n"
                   "        return 301 https://$host$request_uri;\n    } # managed by Certbot\n"
-                  "    listen 80;\n    server_name a.example;\n    return 404; # managed by Certbot\n}\n")
+                  "    listen 80;\n    server_name a.example;\n"
+                  "    return 404; # managed by Certbot\n}\n")
     sites.unswallow(config, config.server_blocks()[0])
     assert text(config) == (
         f"server {{\n    location / {{  {M}\n        if ($host = a.example) {{\n"
@@ -88,7 +89,8 @@ def test_redirect_on_another_https_port_names_it(tmp_path):
 
 
 def test_ambiguity_names_both_places(tmp_path):
-    config = load(tmp_path, "server { server_name a.example; }\nserver { server_name a.example; }\n")
+    config = load(tmp_path, "server { server_name a.example; }\n"
+                  "server { server_name a.example; }\n")
     with pytest.raises(sites.SiteError) as err:
         sites.answering(config, "a.example", 80)
     assert "sites.conf:1" in str(err.value) and "sites.conf:2" in str(err.value)
