@@ -146,7 +146,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--window", type=int, default=12,
                     help="seconds wrk runs; the renewal starts 1 s in")
-    ap.add_argument("--connections", type=int, default=4, help="wrk connections per port")
+    ap.add_argument("--connections", type=int, default=2, help="wrk connections per port")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
