@@ -283,11 +283,12 @@ def walk(nodes: List[Node]) -> Iterator[Node]:
             yield from walk(node.children)
 
 
-_BARE = re.compile(r"""[^ \t\r\n;{}#"'\\$]+|\$[A-Za-z_0-9]+|\$\{[A-Za-z_0-9]+\}""")
+# One way to match each character, so a near miss fails fast.
+_BARE = re.compile(r"""(?:[^ \t\r\n;{}#"'\\$]|\$\w+(?!\w)|\$\{\w+\})+""", re.ASCII)
 
 
 def quote(value: str) -> str:
     """A token that nginx reads back as value: bare when safe, else quoted."""
-    if value and re.fullmatch(r"(?:%s)+" % _BARE.pattern, value):
+    if _BARE.fullmatch(value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
