@@ -141,6 +141,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 targets = {name: self._config_targets(name) for name in names}
                 if not nginxctl.wait_until(lambda: self._all_served(achalls, targets),
                                            SELF_CHECK_TIMEOUT if reloaded else 0):
+                    self._nginx_must_run()
                     raise errors.PluginError(self._not_served_report(achalls, targets))
         except BaseException:
             self._remove_challenge_files()
@@ -172,6 +173,14 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             os.umask(old_umask)
         self._created_files.append(target)
         return response
+
+    def _nginx_must_run(self) -> None:
+        """Say so plainly when the reason nothing is served is that nginx is
+        not running (the plugin never starts it)."""
+        try:
+            self._nginx().master_pid()
+        except nginxctl.NginxError as err:
+            raise errors.PluginError(str(err)) from err
 
     def _config_targets(self, name: str) -> List[Tuple[str, int]]:
         """Where nginx listens for name on the HTTP port, per the config."""

@@ -233,3 +233,25 @@ server {
     certbot.run("rollback", "--installer", "nginx-webroot", *certbot.installer_args(),
                 "--checkpoints", "1")
     assert nginx.snapshot() == original
+
+
+def test_renewal_with_nginx_stopped_fails_clearly_and_touches_nothing(acme, nginx):
+    nginx.write("sites/site.conf", """\
+server {
+    listen {http};
+    server_name stopped.example;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""")
+    nginx.start()
+    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+    certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(),
+                "-d", "stopped.example", "--no-redirect")
+    nginx.stop(remove=False)
+    before = nginx.snapshot()
+    proc = certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew", check=False)
+    assert proc.returncode != 0
+    assert "nginx is not running" in proc.stdout + proc.stderr
+    assert nginx.snapshot() == before
+    # nothing was started behind the service manager's back
+    assert not os.path.exists(os.path.join(nginx.prefix, "nginx.pid"))
