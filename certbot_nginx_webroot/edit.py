@@ -154,6 +154,21 @@ def mark_line_after(owner, index: int) -> None:
     _set_gap(owner, index, "  " + MARK + gap)
 
 
+def mark_block(owner, index: int) -> None:
+    """Mark every line of the block at owner.children[index] (its opening
+    and closing lines and every directive in it) that carries no comment."""
+    block = owner.children[index]
+    mark_line_after(owner, index + 1)  # the closing brace's line
+    if block.children is None:
+        return
+    mark_line_after(block, 0)  # the opening line
+    for i, child in enumerate(block.children):
+        if child.children is not None:
+            mark_block(block, i)
+        else:
+            mark_line_after(block, i + 1)
+
+
 def copy_after(owner, index: int, newline: str) -> Node:
     """Insert a copy of the block at index right after it, separated by a
     blank line, and return the copy."""

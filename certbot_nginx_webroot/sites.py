@@ -251,7 +251,7 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
             edit.set_args(copy, names[0], [name])
         else:
             edit.insert(copy, 0, f"server_name {name};  {edit.MARK}", newline, copy.file)
-    edit.mark_line_after(copy, 0)  # the header line: the whole block is ours
+    edit.mark_block(holder, index + 1)  # every line of the copy is one the plugin added
     config.mark_changed(copy)
     return copy
 

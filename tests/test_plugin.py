@@ -21,16 +21,23 @@ class FakeNginx:
         self.tests = 0
         self.reloads = 0
         self.fail_test = None
-        self.serving = set()  # files (config text) loaded at the last reload
+        self.serving = ""  # config text loaded at the last reload
+        self.running = True
         monkeypatch.setattr(nginxctl.Nginx, "binary", lambda s: "/usr/sbin/nginx")
         monkeypatch.setattr(nginxctl.Nginx, "test", self.test)
         monkeypatch.setattr(nginxctl.Nginx, "reload", self.reload)
+        monkeypatch.setattr(nginxctl.Nginx, "master_pid", self.master_pid)
         monkeypatch.setattr(nginxctl, "fetch", self.fetch)
 
     def test(self, *_):
         self.tests += 1
         if self.fail_test:
             raise nginxctl.NginxError(self.fail_test)
+
+    def master_pid(self, *_):
+        if not self.running:
+            raise nginxctl.NginxError("nginx is not running (no live master in pid file x)")
+        return 1
 
     def reload(self, *_):
         self.reloads += 1
@@ -165,6 +172,18 @@ def test_two_blocks_claiming_a_name_are_refused(tmp_path, fake):
     assert snapshot(root) == before
 
 
+def test_nothing_served_because_nginx_is_down_says_so(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    make_plugin(tmp_path).perform([achall("a.example")])
+    fake.running = False
+    fake.serving = ""
+    before = snapshot(root)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example", 2)])
+    assert "nginx is not running" in str(err.value)
+    assert snapshot(root) == before and fake.reloads == 1
+
+
 def test_unwritable_webroot_is_a_clear_error(tmp_path, fake):
     write_conf(tmp_path, {"a.conf": PROXY})
     (tmp_path / "file").write_text("")
@@ -263,10 +282,12 @@ def test_deploy_cert_makes_a_443_block_from_the_80_block(tmp_path, fake):
     text = (root / "sites/a.conf").read_text()
     first, second = text.split("\n\nserver {")
     assert "ssl" not in first
-    assert ("  %s\n    listen 443 ssl;  %s\n    listen [::]:443 ssl;  %s\n"
-            "    server_name a.example;\n    ssl_certificate /le/fullchain.pem;  %s\n"
-            "    ssl_certificate_key /le/key.pem;  %s\n    location / {\n"
-            % ((edit.MARK,) * 5)) in second
+    assert second == (
+        "  %s\n    listen 443 ssl;  %s\n    listen [::]:443 ssl;  %s\n"
+        "    server_name a.example;  %s\n    ssl_certificate /le/fullchain.pem;  %s\n"
+        "    ssl_certificate_key /le/key.pem;  %s\n    location / {  %s\n"
+        "        proxy_pass http://127.0.0.1:8080;  %s\n    }  %s\n}  %s\n"
+        % ((edit.MARK,) * 10))
     assert "default_server" not in second
     assert fake.tests == 1 and fake.reloads == 0
 

@@ -62,7 +62,8 @@ def test_https_copy_of_a_catch_all_is_for_the_name_only(tmp_path):
     copy = sites.make_https_server(config, match, "new.example", 80, 443)
     assert parser.dump_node(copy) == (f"server {{  {M}\n    listen 443 ssl;  {M}\n"
                                       f"    server_name new.example;  {M}\n"
-                                      "    root /var/www/html;\n}")
+                                      f"    root /var/www/html;  {M}\n}}")
+    assert text(config).endswith(f"}}  {M}\n")  # the closing line too
     assert [m.server.ref for m in sites.answering(config, "new.example", 443, False)] == [copy]
 
 
