@@ -148,8 +148,9 @@ def mark_line_after(owner, index: int) -> None:
     brace) unless it already carries a comment."""
     gap = _gap(owner, index)
     split = _split_gap(gap)
-    same_line = split[0] if split else gap
-    if same_line.strip():
+    if split is None:
+        return  # the line goes on (a one-line block): a comment would swallow the rest
+    if split[0].strip():
         return  # keep the user's own comment; never stack comments
     _set_gap(owner, index, "  " + MARK + gap)
 

@@ -73,6 +73,18 @@ def test_set_args_keeps_a_users_comment():
     assert parser.dump(conf) == "server {\n    ssl_certificate /new.pem; # mine\n}\n"
 
 
+def test_mark_block_marks_each_line_and_never_comments_out_code():
+    conf = parser.parse("server {\n    listen 80;\n    location / { return 204; }\n"
+                        "    location /x {\n        return 200; # mine\n    }\n}\n", "t")
+    edit.mark_block(conf, 0)
+    out = parser.dump(conf)
+    assert out == ("server {  M\n    listen 80;  M\n    location / { return 204; }  M\n"
+                   "    location /x {  M\n        return 200; # mine\n    }  M\n}  M\n"
+                   ).replace("M", edit.MARK)
+    assert [n.name for n in parser.walk(parser.parse(out).children)] == \
+        ["server", "listen", "location", "return", "location", "return"]
+
+
 def test_remove_drops_the_line_with_its_comment():
     conf, server = _server("server {\n    listen 80;\n    listen 81; # old\n    # keep\n}\n")
     edit.remove(server, 1)
