@@ -29,6 +29,16 @@ def _unit(indent: str) -> str:
     return "\t" if "\t" in indent else "    "
 
 
+def indent_unit(owner, indent: str) -> str:
+    """One level of indentation as this block's author wrote it: what its
+    children's indentation adds to its own (two spaces in h5bp's files, a tab
+    in Debian's); four spaces when the block does not tell."""
+    own = indent_of(owner) if isinstance(owner, Node) else ""
+    if indent.startswith(own) and len(indent) > len(own):
+        return indent[len(own):]
+    return _unit(indent)
+
+
 def child_indent(owner, index: int) -> str:
     """Indentation for a new child of owner at index."""
     children = owner.children
@@ -65,10 +75,10 @@ def _set_gap(owner, index: int, text: str) -> None:
         owner.tail = text
 
 
-def _parse_snippet(snippet: str, indent: str, newline: str, path: str):
+def _parse_snippet(snippet: str, indent: str, unit: str, newline: str, path: str):
     """Parse snippet (lines separated by \\n, nested lines indented by four
-    spaces) re-indented to indent, with the given line ending."""
-    unit = _unit(indent)
+    spaces) re-indented to indent, one level being unit, with the given line
+    ending."""
     lines = []
     for n, line in enumerate(snippet.split("\n")):
         stripped = line.lstrip(" ")
@@ -83,7 +93,7 @@ def _parse_snippet(snippet: str, indent: str, newline: str, path: str):
 def insert(owner, index: int, snippet: str, newline: str, path: str) -> List[Node]:
     """Insert the directives of snippet as children of owner at index."""
     indent = child_indent(owner, index)
-    conf = _parse_snippet(snippet, indent, newline, path)
+    conf = _parse_snippet(snippet, indent, indent_unit(owner, indent), newline, path)
     nodes = conf.children
     gap = _gap(owner, index)
     split = _split_gap(gap)
@@ -104,7 +114,7 @@ def replace(owner, index: int, snippet: str, newline: str, path: str) -> List[No
     its place and its leading trivia."""
     old = owner.children[index]
     indent = indent_of(old) if "\n" in old.before else child_indent(owner, index)
-    conf = _parse_snippet(snippet, indent, newline, path)
+    conf = _parse_snippet(snippet, indent, indent_unit(owner, indent), newline, path)
     nodes = conf.children
     nodes[0].before = old.before
     after = _gap(owner, index + 1)

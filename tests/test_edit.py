@@ -32,6 +32,14 @@ def test_insert_with_tabs_and_crlf():
                                  "\t\treturn 204;\r\n\t}\r\n}\r\n")
 
 
+def test_nested_lines_use_the_files_own_indent_unit():
+    conf = parser.parse("http {\n  server {\n    listen 80;\n  }\n}\n", "t.conf")
+    server = conf.children[0].children[0]
+    edit.insert(server, 1, LOC, conf.newline, "t.conf")
+    assert parser.dump(conf) == ("http {\n  server {\n    listen 80;\n    location /x {\n"
+                                 "      return 204;\n    }\n  }\n}\n")
+
+
 def test_insert_after_a_trailing_comment_keeps_it_on_its_line():
     conf, server = _server("server {\n    listen 80; # main port\n}\n")
     edit.insert(server, 1, "server_name a;", conf.newline, "t.conf")

@@ -1,0 +1,71 @@
+"""Install into a real-world configuration tree from ../shared/corpus (copied
+to a temporary directory; the corpus itself is never written) and let the
+real nginx judge the result with nginx -t."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import lab
+from certbot_nginx_webroot import edit, sites
+from certbot_nginx_webroot.config import Config
+from conftest import CORPUS
+
+H5BP = os.path.join(CORPUS, "h5bp-server-configs-nginx")
+pytestmark = [
+    pytest.mark.skipif(not os.path.isdir(H5BP),
+                       reason="../shared/corpus is not beside the project"),
+    pytest.mark.skipif(not os.path.exists(lab.nginx_binary()) and not os.environ.get("CI"),
+                       reason="nginx is not installed"),
+]
+
+
+def nginx_t(conf):
+    return subprocess.run([lab.nginx_binary(), "-t", "-c", conf], capture_output=True, text=True)
+
+
+def snapshot(root):
+    return {os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
+            for d, _, fs in os.walk(root) for f in fs}
+
+
+def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
+    root = tmp_path / "nginx"
+    shutil.copytree(H5BP, root)
+    conf = str(root / "nginx.conf")
+    assert nginx_t(conf).returncode == 0
+    before = snapshot(root)
+    cert = tmp_path / "cert.pem"
+    key = tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=x",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+
+    config = Config.load(conf)
+    http = sites.answering(config, "example.com", 80)
+    assert [m.server.ref.file for m in http] == [str(root / "conf.d/no-ssl.default.conf")]
+    server = http[0].server.ref
+    sites.ensure_challenge_location(config, server, str(tmp_path / "webroot"))
+    sites.unswallow(config, server)  # its "return 444" would answer first
+    copy = sites.make_https_server(config, http[0], "example.com", 80, 443)
+    sites.set_certificate(config, copy, str(cert), str(key), 443)
+    assert config.save() == [str(root / "conf.d/no-ssl.default.conf")]
+
+    result = nginx_t(conf)
+    assert result.returncode == 0, result.stderr
+    after = snapshot(root)
+    changed = [path for path in after if after[path] != before.get(path)]
+    assert changed == ["conf.d/no-ssl.default.conf"]
+    text = after["conf.d/no-ssl.default.conf"].decode()
+    assert text.startswith(before["conf.d/no-ssl.default.conf"].decode().split("server {")[0])
+    assert "deferred" not in text.split("\n\nserver {")[-1]  # socket options stay on :80
+    assert f"listen [::]:443 ssl;  {edit.MARK}" in text
+    assert f"\n  location / {{  {edit.MARK}\n    return 444;\n  }}" in text  # h5bp's 2 spaces
+    # A second look finds everything in place and edits nothing.
+    again = Config.load(conf)
+    for match in sites.answering(again, "example.com", 80) + \
+            sites.answering(again, "example.com", 443, use_default=False):
+        sites.ensure_challenge_location(again, match.server.ref, str(tmp_path / "webroot"))
+        sites.unswallow(again, match.server.ref)
+    assert not again.changed
