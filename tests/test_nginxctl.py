@@ -17,8 +17,14 @@ def test_missing_binary_is_named(tmp_path):
     assert "nope" in str(err.value) and "--nginx-webroot-ctl" in str(err.value)
 
 
-def test_config_test_failure_names_file_and_line():
-    server = lab.NginxLab()
+@pytest.fixture
+def server():
+    nginx = lab.NginxLab()
+    yield nginx
+    nginx.stop()
+
+
+def test_config_test_failure_names_file_and_line(server):
     path = server.write("sites/bad.conf", "server {\n    listen {http};\n    proxy_passs x;\n}\n")
     with pytest.raises(nginxctl.NginxError) as err:
         nginxctl.Nginx(lab.nginx_binary(), server.conf).test()
@@ -26,16 +32,14 @@ def test_config_test_failure_names_file_and_line():
     assert "\n" not in str(err.value)
 
 
-def test_not_running_is_a_clear_error():
-    server = lab.NginxLab()
+def test_not_running_is_a_clear_error(server):
     with pytest.raises(nginxctl.NginxError) as err:
         nginxctl.Nginx(lab.nginx_binary(), server.conf).master_pid()
     assert "nginx is not running" in str(err.value)
     assert os.path.join(server.prefix, "nginx.pid") in str(err.value)
 
 
-def test_reload_waits_for_the_new_workers_only():
-    server = lab.NginxLab()
+def test_reload_waits_for_the_new_workers_only(server):
     server.write("sites/a.conf", "server {\n    listen 127.0.0.1:{http};\n"
                  "    return 200 \"one\\n\";\n}\n")
     server.start()
@@ -55,8 +59,7 @@ def test_reload_waits_for_the_new_workers_only():
         server.stop()
 
 
-def test_reload_with_a_config_nginx_rejects_times_out_with_a_clear_error():
-    server = lab.NginxLab()
+def test_reload_with_a_config_nginx_rejects_times_out_with_a_clear_error(server):
     server.write("sites/a.conf", "server { listen 127.0.0.1:{http}; }\n")
     server.start()
     try:
