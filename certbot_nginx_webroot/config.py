@@ -30,6 +30,9 @@ class Config:
         self.files = files
         self.changed: Set[str] = set()
         self._servers: Optional[List[lookup.Server]] = None  # cleared by every edit
+        # Include directive -> files, so lookups do not glob the disk again;
+        # cleared when a file is added.
+        self._included: Dict[str, List[str]] = {}
 
     @classmethod
     def load(cls, main_path: str) -> "Config":
@@ -67,12 +70,17 @@ class Config:
     def include_paths(self, node: Node) -> List[str]:
         """The files an include directive names, in nginx's order."""
         pattern = self.include_pattern(node)
-        if _GLOB_CHARS.intersection(pattern):
-            return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
-        if not os.path.exists(pattern):
-            raise ConfigError(f'include "{node.args[0]}": {pattern} does not exist'
-                              f" ({node.file}:{node.line})")
-        return [pattern]
+        found = self._included.get(pattern)
+        if found is None:
+            if _GLOB_CHARS.intersection(pattern):
+                found = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+            elif os.path.exists(pattern):
+                found = [pattern]
+            else:
+                raise ConfigError(f'include "{node.args[0]}": {pattern} does not exist'
+                                  f" ({node.file}:{node.line})")
+            self._included[pattern] = found
+        return found
 
     def expand(self, nodes: List[Node]) -> Iterator[Node]:
         """Nodes of one context, with include directives replaced by the
@@ -142,6 +150,7 @@ class Config:
     def add_file(self, path: str, conf: ConfigText) -> None:
         """Register a file the plugin creates; it is written on save."""
         self.files[path] = conf
+        self._included.clear()  # a glob may match the new file once it is saved
         self.mark_changed(path)
 
     def mark_changed(self, node_or_path) -> None:
