@@ -41,10 +41,20 @@ def snakeoil(nginx, name="snakeoil"):
     return cert, key
 
 
-def issue_then_renew(acme, nginx, site, names, *extra, check_ipv6=False):
+def start_site(acme, nginx, site):
+    """nginx running with site as sites/site.conf, and a certbot for it."""
     nginx.write("sites/site.conf", site)
     nginx.start()
-    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+    return lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+
+
+def proxy_site(name):
+    return ("server {\n    listen {http};\n    server_name %s;\n"
+            "    location / { proxy_pass http://127.0.0.1:{backend}; }\n}\n" % name)
+
+
+def issue_then_renew(acme, nginx, site, names, *extra, check_ipv6=False):
+    certbot = start_site(acme, nginx, site)
     args = ["-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args()]
     for name in names:
         args += ["-d", name]
@@ -169,15 +179,7 @@ server {
 
 
 def test_dry_run_reloads_nothing_once_the_location_exists(acme, nginx):
-    nginx.write("sites/site.conf", """\
-server {
-    listen {http};
-    server_name dry.example;
-    location / { proxy_pass http://127.0.0.1:{backend}; }
-}
-""")
-    nginx.start()
-    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+    certbot = start_site(acme, nginx, proxy_site("dry.example"))
     certbot.run("certonly", "-a", "nginx-webroot", *certbot.plugin_args(), "-d", "dry.example")
     assert nginx.reloads() == 1  # the one-time insertion of the location
     before = nginx.snapshot()
@@ -190,16 +192,8 @@ server {
 def test_nginx_not_serving_the_challenge_stops_before_the_ca(acme, nginx):
     # A server-level "deny all" makes nginx answer 403: the self-check must
     # catch it and certbot must fail without asking the CA to validate.
-    nginx.write("sites/site.conf", """\
-server {
-    listen {http};
-    server_name denied.example;
-    deny all;
-    location / { proxy_pass http://127.0.0.1:{backend}; }
-}
-""")
-    nginx.start()
-    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+    certbot = start_site(acme, nginx, proxy_site("denied.example").replace(
+        "    location /", "    deny all;\n    location /"))
     proc = certbot.run("certonly", "-a", "nginx-webroot", *certbot.plugin_args(),
                        "-d", "denied.example", check=False)
     assert proc.returncode != 0
@@ -210,7 +204,7 @@ server {
 def test_another_authenticator_with_this_installer_then_rollback(acme, nginx):
     # The manual recipe's location, served by certbot's own webroot plugin;
     # this plugin only installs.  Then `certbot rollback` undoes the install.
-    nginx.write("sites/site.conf", """\
+    certbot = start_site(acme, nginx, """\
 server {
     listen {http};
     server_name other.example;
@@ -222,9 +216,7 @@ server {
     }
 }
 """)
-    nginx.start()
     original = nginx.snapshot()
-    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
     certbot.run("run", "-a", "webroot", "-w", nginx.webroot, "-i", "nginx-webroot",
                 *certbot.installer_args(), "-d", "other.example", "--no-redirect")
     assert lab.served_cert_der("other.example") == lab.leaf_der(certbot.live("other.example"))
@@ -236,15 +228,7 @@ server {
 
 
 def test_renewal_with_nginx_stopped_fails_clearly_and_touches_nothing(acme, nginx):
-    nginx.write("sites/site.conf", """\
-server {
-    listen {http};
-    server_name stopped.example;
-    location / { proxy_pass http://127.0.0.1:{backend}; }
-}
-""")
-    nginx.start()
-    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+    certbot = start_site(acme, nginx, proxy_site("stopped.example"))
     certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(),
                 "-d", "stopped.example", "--no-redirect")
     nginx.stop(remove=False)
