@@ -17,8 +17,8 @@ setup(
     install_requires=[
         # Public API used: certbot.interfaces (RenewDeployer), certbot.plugins.common,
         # certbot.errors, certbot.reverter; stable since certbot 2.0.
-        "certbot>=2.0",
-        "acme>=2.0",
+        "certbot>=1.21",
+        "acme>=1.21",
     ],
     extras_require={
         "test": ["pytest>=7"],

@@ -23,6 +23,7 @@ class Listen(NamedTuple):
     port: int
     ssl: bool = False
     default: bool = False
+    http2: bool = False  # the listen flag (per address:port before nginx 1.25.1)
 
     @property
     def ipv6(self) -> bool:
@@ -76,7 +77,7 @@ def parse_listen(args: Sequence[str]) -> Optional[Listen]:
     if addr in ("0.0.0.0", ""):
         addr = "*"
     return Listen(addr.lower(), port, "ssl" in flags,
-                  "default_server" in flags or "default" in flags)
+                  "default_server" in flags or "default" in flags, "http2" in flags)
 
 
 def _regex(pattern: str) -> Optional["re.Pattern[str]"]:

@@ -8,17 +8,60 @@ the new configuration, with a deadline.
 import http.client
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 from certbot_nginx_webroot import parser
 
 POLL_INTERVAL = 0.02
+
+# nginx 1.25.1 made HTTP/2 a per-server `http2 on;` and deprecated the
+# per-address `listen ... http2`; older versions know only the listen flag.
+HTTP2_DIRECTIVE_SINCE = (1, 25, 1)
+HTTP2_LISTEN = "listen ... http2"
+HTTP2_DIRECTIVE = "http2 on"
+
+
+class BuildInfo(NamedTuple):
+    """What ``nginx -V`` says of a binary."""
+    version: Optional[Tuple[int, ...]]  # nginx core version; None if unknown
+    configure: Tuple[str, ...]          # the configure arguments
+
+    def option(self, name: str) -> Optional[str]:
+        """The value of ``--name=value``, None when not given."""
+        prefix = f"--{name}="
+        return next((a[len(prefix):] for a in self.configure if a.startswith(prefix)), None)
+
+    @property
+    def http2_form(self) -> Optional[str]:
+        """How this nginx wants HTTP/2 turned on; None when it was built
+        without HTTP/2 or its version is unknown (then the plugin adds none)."""
+        if self.version is None or "--with-http_v2_module" not in self.configure:
+            return None
+        return HTTP2_DIRECTIVE if self.version >= HTTP2_DIRECTIVE_SINCE else HTTP2_LISTEN
+
+
+def parse_build_info(text: str) -> BuildInfo:
+    """``nginx -V`` output as BuildInfo.  The core version is the one after
+    ``nginx/`` (Tengine and freenginx print it so too); OpenResty prints its
+    own four-part version, whose first three parts are the core's."""
+    found = (re.search(r"nginx/(\d+(?:\.\d+)+)", text)
+             or re.search(r"version: \S+?/(\d+(?:\.\d+)+)", text))
+    version = tuple(int(part) for part in found.group(1).split(".")[:3]) if found else None
+    arguments = re.search(r"^configure arguments:(.*)$", text, re.MULTILINE)
+    if arguments is None:
+        return BuildInfo(version, ())
+    try:  # values are shell-quoted: --with-cc-opt='-g -O2'
+        configure = shlex.split(arguments.group(1))
+    except ValueError:
+        configure = arguments.group(1).split()
+    return BuildInfo(version, tuple(configure))
 
 
 class NginxError(RuntimeError):
@@ -31,6 +74,7 @@ class Nginx:
     def __init__(self, ctl: str, conf_path: str) -> None:
         self.ctl = ctl
         self.conf_path = conf_path
+        self._build_info: Optional[BuildInfo] = None
 
     def binary(self) -> str:
         found = shutil.which(self.ctl)
@@ -50,14 +94,22 @@ class Nginx:
         if proc.returncode != 0:
             raise NginxError("nginx -t failed: " + _first_problem(proc.stderr + proc.stdout))
 
+    def build_info(self) -> BuildInfo:
+        """``nginx -V``, asked once."""
+        if self._build_info is None:
+            proc = subprocess.run([self.binary(), "-V"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, errors="replace",
+                                  check=False)
+            if proc.returncode != 0:
+                raise NginxError(f"{self.binary()} -V failed: {proc.stdout.strip()}")
+            self._build_info = parse_build_info(proc.stdout)
+        return self._build_info
+
     def compiled_paths(self) -> Tuple[str, str]:
         """(prefix, pid path) compiled into the binary."""
-        proc = subprocess.run([self.binary(), "-V"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, check=False)
-        prefix = re.search(r"--prefix=(\S+)", proc.stdout)
-        pid = re.search(r"--pid-path=(\S+)", proc.stdout)
-        prefix_path = prefix.group(1) if prefix else "/usr/local/nginx"
-        return prefix_path, pid.group(1) if pid else os.path.join(prefix_path, "logs/nginx.pid")
+        info = self.build_info()
+        prefix = info.option("prefix") or "/usr/local/nginx"
+        return prefix, info.option("pid-path") or os.path.join(prefix, "logs/nginx.pid")
 
     def pid_path(self) -> str:
         """The pid file: the main file's ``pid`` directive, else the compiled

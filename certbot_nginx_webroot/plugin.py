@@ -282,7 +282,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                         f"no server block answers {domain} on port {http_port} or "
                         f"{https_port}; add a server block with server_name {domain}")
                 targets = [sites.make_https_server(config, http[0], domain, http_port,
-                                                   https_port)]
+                                                   https_port, self._http2_form())]
             for server in targets:
                 sites.set_certificate(config, server, fullchain, key_path, https_port)
         except sites.SiteError as err:
@@ -290,6 +290,13 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(str(err)) from err
         self._expected[domain] = fullchain
         self._live = False
+
+    def _http2_form(self) -> Optional[str]:
+        """How the installed nginx turns HTTP/2 on, from ``nginx -V``."""
+        try:
+            return self._nginx().build_info().http2_form
+        except nginxctl.NginxError as err:
+            raise errors.PluginError(str(err)) from err
 
     def supported_enhancements(self) -> List[str]:
         return ["redirect"]

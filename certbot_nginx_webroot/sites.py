@@ -15,6 +15,7 @@ from acme import challenges
 
 from certbot_nginx_webroot import edit, lookup, parser
 from certbot_nginx_webroot.config import Config
+from certbot_nginx_webroot.nginxctl import HTTP2_DIRECTIVE, HTTP2_LISTEN
 from certbot_nginx_webroot.parser import Node
 
 CHALLENGE_PREFIX = "/" + challenges.HTTP01.URI_ROOT_PATH + "/"
@@ -211,13 +212,26 @@ def redirects_to_https(server: Node) -> bool:
     return False
 
 
+def http2_listen_stays_local(config: Config, addr: str, port: int) -> bool:
+    """Whether ``listen addr:port ... http2`` turns HTTP/2 on for no block
+    but the new one.  Before nginx 1.25.1 the flag belongs to the listening
+    socket, so it is on for every block on that address:port once one block
+    sets it; it is safe when no other block listens there, or when one
+    already set it."""
+    others = [listen for server in config.servers() for listen in server.listens
+              if (listen.addr, listen.port) == (addr, port)]
+    return not others or any(listen.http2 for listen in others)
+
+
 def make_https_server(config: Config, source: lookup.Match, name: str,
-                      http_port: int, https_port: int) -> Node:
+                      http_port: int, https_port: int, http2: Optional[str] = None) -> Node:
     """Copy the block that answers name on http_port into a new block right
     after it that listens on https_port with ssl, on the same addresses.
 
     Socket options and default_server are not copied (nginx allows them once
     per address:port); a catch-all source gets server_name name in the copy.
+    http2 is how the running nginx turns HTTP/2 on (nginxctl.HTTP2_LISTEN or
+    HTTP2_DIRECTIVE), None for no HTTP/2.
     """
     node = source.server.ref
     if redirects_to_https(node):
@@ -225,17 +239,24 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
             f"{name} has no server block on port {https_port}, and the one on port "
             f"{http_port} ({where(node)}) only redirects to HTTPS; add an HTTPS server "
             "block for it")
-    newline = config.file_of(node).newline
-    holder = config.holder(node)
-    index = next(i for i, n in enumerate(holder.children) if n is node)
-    copy = edit.copy_after(holder, index, newline)
     addrs: List[str] = []
     for listen in source.server.listens:
         if listen.port == http_port and listen.addr not in addrs:
             addrs.append(listen.addr)
-    new_listens = "\n".join(
-        f"listen {https_port if a == '*' else f'{a}:{https_port}'} ssl;  {edit.MARK}"
-        for a in addrs or ["*"])
+    lines = []
+    for addr in addrs or ["*"]:
+        flags = "ssl"
+        if http2 == HTTP2_LISTEN and http2_listen_stays_local(config, addr, https_port):
+            flags += " http2"
+        lines.append(f"listen {https_port if addr == '*' else f'{addr}:{https_port}'} "
+                     f"{flags};  {edit.MARK}")
+    if http2 == HTTP2_DIRECTIVE and not config.directives(node, "http2"):
+        lines.append(f"http2 on;  {edit.MARK}")
+    new_listens = "\n".join(lines)
+    newline = config.file_of(node).newline
+    holder = config.holder(node)
+    index = next(i for i, n in enumerate(holder.children) if n is node)
+    copy = edit.copy_after(holder, index, newline)
     listens = [i for i, n in enumerate(copy.children) if n.name == "listen"]
     for i in reversed(listens[1:]):
         edit.remove(copy, i)

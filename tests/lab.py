@@ -227,6 +227,17 @@ def served_cert_der(name: str, port: int = HTTPS_PORT, host: str = "127.0.0.1") 
             return tls.getpeercert(binary_form=True)
 
 
+def negotiated_protocol(name: str, port: int = HTTPS_PORT, host: str = "127.0.0.1") -> str:
+    """The protocol nginx picks by ALPN when offered h2 and http/1.1."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection((host, port), timeout=5) as sock:
+        with ctx.wrap_socket(sock, server_hostname=name) as tls:
+            return tls.selected_alpn_protocol() or "none"
+
+
 def leaf_der(pem_path: str) -> bytes:
     with open(pem_path) as f:
         text = f.read()
@@ -257,9 +268,10 @@ class Certbot:
         self.directory = directory
         self.acme = acme
         self.lab = lab
-        exe = shutil.which("certbot")
-        self.command = command or ([exe] if exe else [
-            sys.executable, "-c", "import sys; from certbot.main import main; sys.exit(main())"])
+        # The certbot of the interpreter running the tests, not whichever
+        # `certbot` is first on PATH: CI runs the suite once per certbot version.
+        self.command = command or [
+            sys.executable, "-c", "import sys; from certbot.main import main; sys.exit(main())"]
 
     def base_args(self) -> List[str]:
         d = self.directory

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import lab
-from certbot_nginx_webroot import edit, sites
+from certbot_nginx_webroot import edit, nginxctl, sites
 from certbot_nginx_webroot.config import Config
 from conftest import CORPUS
 
@@ -48,7 +48,10 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
     server = http[0].server.ref
     sites.ensure_challenge_location(config, server, str(tmp_path / "webroot"))
     sites.unswallow(config, server)  # its "return 444" would answer first
-    copy = sites.make_https_server(config, http[0], "example.com", 80, 443)
+    # HTTP/2 in the form the installed nginx wants (`listen ... http2` on 1.22).
+    http2 = nginxctl.Nginx(lab.nginx_binary(), conf).build_info().http2_form
+    assert http2 is not None
+    copy = sites.make_https_server(config, http[0], "example.com", 80, 443, http2)
     sites.set_certificate(config, copy, str(cert), str(key), 443)
     assert config.save() == [str(root / "conf.d/no-ssl.default.conf")]
 
@@ -60,7 +63,10 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
     text = after["conf.d/no-ssl.default.conf"].decode()
     assert text.startswith(before["conf.d/no-ssl.default.conf"].decode().split("server {")[0])
     assert "deferred" not in text.split("\n\nserver {")[-1]  # socket options stay on :80
-    assert f"listen [::]:443 ssl;  {edit.MARK}" in text
+    if http2 == nginxctl.HTTP2_LISTEN:
+        assert f"listen [::]:443 ssl http2;  {edit.MARK}" in text
+    else:
+        assert f"listen [::]:443 ssl;  {edit.MARK}\n  http2 on;  {edit.MARK}" in text
     assert f"\n  location / {{  {edit.MARK}\n    return 444;\n  }}" in text  # h5bp's 2 spaces
     # A second look finds everything in place and edits nothing.
     again = Config.load(conf)

@@ -93,6 +93,8 @@ server {
 }
 """, ["proxy.example"], "--no-redirect")
     assert lab.http_get("proxy.example", "/")[1] == b"backend 127.0.0.1\n"
+    # The HTTPS block the installer made speaks HTTP/2, in the form this nginx wants.
+    assert lab.negotiated_protocol("proxy.example") == "h2"
 
 
 def test_redirect_only_block_beside_a_hand_made_https_block(acme, nginx):

@@ -15,6 +15,12 @@ from certbot_nginx_webroot import edit, nginxctl, plugin, sites
 from certbot_nginx_webroot.config import Config
 
 
+def nginx_v(version, http2):
+    return (f"nginx version: nginx/{version}\nbuilt with OpenSSL 3.0.17\n"
+            "configure arguments: --prefix=/usr/share/nginx --with-http_ssl_module"
+            + (" --with-http_v2_module\n" if http2 else "\n"))
+
+
 class FakeNginx:
     def __init__(self, monkeypatch, conf_dir):
         self.conf_dir = conf_dir
@@ -23,7 +29,10 @@ class FakeNginx:
         self.fail_test = None
         self.serving = ""  # config text loaded at the last reload
         self.running = True
+        self.version_output = nginx_v("1.22.1", http2=True)  # what `nginx -V` prints
         monkeypatch.setattr(nginxctl.Nginx, "binary", lambda s: "/usr/sbin/nginx")
+        monkeypatch.setattr(nginxctl.Nginx, "build_info",
+                            lambda s: nginxctl.parse_build_info(self.version_output))
         monkeypatch.setattr(nginxctl.Nginx, "test", self.test)
         monkeypatch.setattr(nginxctl.Nginx, "reload", self.reload)
         monkeypatch.setattr(nginxctl.Nginx, "master_pid", self.master_pid)
@@ -272,7 +281,16 @@ def test_own_server_goes_where_an_include_glob_already_looks(tmp_path, fake):
     assert (root / "nginx.conf").read_bytes() == before_main
 
 
-def test_deploy_cert_makes_a_443_block_from_the_80_block(tmp_path, fake):
+@pytest.mark.parametrize("version, http2, listen_flags, http2_lines", [
+    ("1.22.1", True, "ssl http2", ""),                  # Debian 12: the listen flag
+    ("1.25.0", True, "ssl http2", ""),
+    ("1.25.1", True, "ssl", "    http2 on;  %s\n"),    # the http2 directive since 1.25.1
+    ("1.27.4", True, "ssl", "    http2 on;  %s\n"),
+    ("1.27.4", False, "ssl", ""),                       # built without HTTP/2
+])
+def test_deploy_cert_makes_a_443_block_from_the_80_block(
+        tmp_path, fake, version, http2, listen_flags, http2_lines):
+    fake.version_output = nginx_v(version, http2)
     root = write_conf(tmp_path, {"a.conf": PROXY.replace(
         "    listen 80;\n", "    listen 80 default_server;\n    listen [::]:80;\n")})
     inst = make_plugin(tmp_path)
@@ -282,12 +300,14 @@ def test_deploy_cert_makes_a_443_block_from_the_80_block(tmp_path, fake):
     text = (root / "sites/a.conf").read_text()
     first, second = text.split("\n\nserver {")
     assert "ssl" not in first
+    marks = 11 if http2_lines else 10
     assert second == (
-        "  %s\n    listen 443 ssl;  %s\n    listen [::]:443 ssl;  %s\n"
+        "  %s\n    listen 443 {0};  %s\n    listen [::]:443 {0};  %s\n{1}"
         "    server_name a.example;  %s\n    ssl_certificate /le/fullchain.pem;  %s\n"
         "    ssl_certificate_key /le/key.pem;  %s\n    location / {  %s\n"
         "        proxy_pass http://127.0.0.1:8080;  %s\n    }  %s\n}  %s\n"
-        % ((edit.MARK,) * 10))
+        .replace("{0}", listen_flags).replace("{1}", http2_lines)
+        % ((edit.MARK,) * marks))
     assert "default_server" not in second
     assert fake.tests == 1 and fake.reloads == 0
 

@@ -1,7 +1,7 @@
 """Server-block operations on the config model (no certbot, no nginx)."""
 import pytest
 
-from certbot_nginx_webroot import edit, lookup, parser, sites
+from certbot_nginx_webroot import edit, lookup, nginxctl, parser, sites
 from certbot_nginx_webroot.config import Config
 
 M = edit.MARK
@@ -65,6 +65,38 @@ def test_https_copy_of_a_catch_all_is_for_the_name_only(tmp_path):
                                       f"    root /var/www/html;  {M}\n}}")
     assert text(config).endswith(f"}}  {M}\n")  # the closing line too
     assert [m.server.ref for m in sites.answering(config, "new.example", 443, False)] == [copy]
+
+
+OTHER_HTTPS = "server {\n    listen %s;\n    server_name other.example;\n}\n"
+
+
+@pytest.mark.parametrize("other_https, flags", [
+    ("", "ssl http2"),                           # nobody else on *:443
+    (OTHER_HTTPS % "443 ssl", "ssl"),             # http2 would switch it on for other.example
+    (OTHER_HTTPS % "443 ssl http2", "ssl http2"),  # already on for the address
+    (OTHER_HTTPS % "127.0.0.1:443 ssl", "ssl http2"),  # another address:port
+    (OTHER_HTTPS % "8443 ssl", "ssl http2"),
+])
+def test_listen_http2_only_where_it_changes_no_other_block(tmp_path, other_https, flags):
+    config = load(tmp_path, other_https + "server {\n    listen 80;\n"
+                  "    server_name a.example;\n}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                   "a.example", 80, 443, nginxctl.HTTP2_LISTEN)
+    assert parser.dump_node(copy).splitlines()[1] == f"    listen 443 {flags};  {M}"
+
+
+def test_http2_directive_is_per_block_and_not_doubled(tmp_path):
+    config = load(tmp_path, OTHER_HTTPS % "443 ssl" + "server {\n    listen 80;\n"
+                  "    server_name a.example;\n}\nserver {\n    listen 80;\n"
+                  "    server_name b.example;\n    http2 off;\n}\n")
+    a = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                "a.example", 80, 443, nginxctl.HTTP2_DIRECTIVE)
+    assert parser.dump_node(a).splitlines()[1:3] == [f"    listen 443 ssl;  {M}",
+                                                     f"    http2 on;  {M}"]
+    b = sites.make_https_server(config, sites.answering(config, "b.example", 80)[0],
+                                "b.example", 80, 443, nginxctl.HTTP2_DIRECTIVE)
+    assert "http2 on" not in parser.dump_node(b)  # the block's own choice is kept
+    assert f"    http2 off;  {M}" in parser.dump_node(b)
 
 
 def test_set_certificate_adds_ssl_to_a_plain_listen(tmp_path):
