@@ -59,8 +59,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     """nginx-webroot: http-01 through a persistent webroot location; installs
     certificates and reloads nginx without downtime."""
 
-    description = ("Obtain certificates through a persistent webroot location in nginx "
-                   "(no config edit or reload on renewal) and install them with a reload")
+    # One line in `certbot plugins` (which wraps at 80 columns after "Description: ").
+    description = "nginx: persistent http-01 webroot location; install certs, reload"
 
     @classmethod
     def add_parser_arguments(cls, add: Callable[..., None]) -> None:

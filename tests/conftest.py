@@ -7,6 +7,12 @@ DATA = os.path.join(HERE, "data")
 CORPUS = os.path.join(os.path.dirname(HERE), "..", "shared", "corpus")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "e2e: real certbot, pebble and nginx on loopback "
+                   "(deselect with -m 'not e2e' where pebble is not installed)")
+
+
 def pytest_report_header(config):
     """Which certbot the suite runs against: CI runs it once per version."""
     from importlib import metadata

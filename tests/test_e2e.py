@@ -11,10 +11,13 @@ import subprocess
 import pytest
 
 import lab
+from certbot_nginx_webroot import nginxctl
 
-pytestmark = pytest.mark.skipif(
-    bool(lab.missing_tools()) and not os.environ.get("CI"),
-    reason=f"end-to-end tools missing: {lab.missing_tools()}")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(bool(lab.missing_tools()) and not os.environ.get("CI"),
+                       reason=f"end-to-end tools missing: {lab.missing_tools()}"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +180,11 @@ server {
 }
 """, ["six.example"], "--no-redirect", check_ipv6=True)
     with open(os.path.join(nginx.prefix, "sites/site.conf")) as f:
-        assert "listen [::]:%d ssl;" % lab.HTTPS_PORT in f.read()
+        text = f.read()
+    form = nginxctl.Nginx(lab.nginx_binary(), nginx.conf).build_info().http2_form
+    flags = "ssl http2" if form == nginxctl.HTTP2_LISTEN else "ssl"  # 1.22: the listen flag
+    assert "listen [::]:%d %s;" % (lab.HTTPS_PORT, flags) in text
+    assert lab.negotiated_protocol("six.example", host="::1") == "h2"
 
 
 def test_dry_run_reloads_nothing_once_the_location_exists(acme, nginx):
