@@ -390,30 +390,47 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._live = True
 
     def _wait_certificates_live(self) -> None:
-        port = self.config.https_port
         for name, fullchain in sorted(self._expected.items()):
             try:
                 expected = nginxctl.first_certificate_der(fullchain)
             except OSError as err:
                 raise errors.PluginError(f"cannot read {fullchain}: {err}") from err
-            targets = self._tls_targets(name)
+            targets = self._tls_targets(name, fullchain, expected)
 
             def serves_it(name=name, expected=expected, targets=targets) -> bool:
-                return all(nginxctl.served_certificate(name, addr, port) == expected
-                           for addr in targets)
+                return all(self._served_certificate(name, addr, port) == expected
+                           for addr, port in targets)
             if not nginxctl.wait_until(serves_it, LIVE_TIMEOUT):
+                where = ", ".join(f"{nginxctl.connect_host(a)}:{p}" for a, p in targets)
                 raise errors.PluginError(
-                    f"nginx reloaded but does not serve {fullchain} for {name} on port "
-                    f"{port} after {LIVE_TIMEOUT:.0f} s; check its error log")
+                    f"nginx reloaded but does not serve {fullchain} for {name} on {where} "
+                    f"after {LIVE_TIMEOUT:.0f} s; check its error log")
         self._expected.clear()
 
-    def _tls_targets(self, name: str) -> List[str]:
-        """Addresses to check: loopback when nginx answers there (no parse
-        needed on renewal), else the addresses the config listens on."""
+    @staticmethod
+    def _served_certificate(name: str, addr: str, port: int,
+                            timeout: float = 5.0) -> Optional[bytes]:
         try:
-            nginxctl.served_certificate(name, "*", self.config.https_port, timeout=2)
-            return ["*"]
+            return nginxctl.served_certificate(name, addr, port, timeout)
         except OSError:
-            pass
-        matches = self._answering(name, self.config.https_port, use_default=False)
-        return sorted({m.listen.addr for m in matches}) or ["*"]
+            return None
+
+    def _tls_targets(self, name: str, fullchain: str,
+                     expected: Optional[bytes]) -> List[Tuple[str, int]]:
+        """Where to check that name is served fullchain.  After the reload
+        new connections reach only the new workers, so one handshake on
+        loopback at --https-port settles the common case without a parse.
+        Otherwise the configuration says where: the TLS listens of the blocks
+        that use this certificate (a renewal does not know --https-port, as
+        certbot does not store it), else the blocks answering on that port."""
+        port = self.config.https_port
+        if self._served_certificate(name, "*", port, timeout=2) == expected:
+            return [("*", port)]
+        try:
+            targets = sites.certificate_listens(self._load(), name, fullchain)
+        except errors.PluginError:
+            targets = []
+        if not targets:
+            matches = self._answering(name, port, use_default=False)
+            targets = sorted({(m.listen.addr, port) for m in matches})
+        return targets or [("*", port)]

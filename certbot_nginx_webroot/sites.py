@@ -307,6 +307,27 @@ def set_certificate(config: Config, server: Node, fullchain: str, key: str,
         config.mark_changed(server)
 
 
+def certificate_listens(config: Config, name: str, fullchain: str) -> List[Tuple[str, int]]:
+    """(address, port) of every TLS listen of the blocks that serve name with
+    the certificate fullchain, in config order.  This is how a renewal finds
+    the HTTPS port: certbot does not store --https-port in the renewal
+    configuration."""
+    found: List[Tuple[str, int]] = []
+    for server in config.servers():
+        if lookup.server_rank(name.lower(), server.names) is None:
+            continue
+        certificates = config.directives(server.ref, "ssl_certificate")
+        if not any(node.args[:1] == [fullchain] for node in certificates):
+            continue
+        # `ssl on;` (before nginx 1.25) makes every listen of the block TLS.
+        tls = [listen for listen in server.listens if listen.ssl] or \
+            ([] if not config.directives(server.ref, "ssl") else list(server.listens))
+        for listen in tls:
+            if (listen.addr, listen.port) not in found:
+                found.append((listen.addr, listen.port))
+    return found
+
+
 def add_redirect(config: Config, match: lookup.Match, https_port: int) -> bool:
     """Redirect every request but challenges to HTTPS; False when the block
     redirects to HTTPS already."""

@@ -273,12 +273,14 @@ class Certbot:
         self.command = command or [
             sys.executable, "-c", "import sys; from certbot.main import main; sys.exit(main())"]
 
-    def base_args(self) -> List[str]:
+    def base_args(self, ports: bool = True) -> List[str]:
         d = self.directory
-        return ["--non-interactive", "--agree-tos", "--register-unsafely-without-email",
+        args = ["--non-interactive", "--agree-tos", "--register-unsafely-without-email",
                 "--server", self.acme.url, "--config-dir", f"{d}/config",
-                "--work-dir", f"{d}/work", "--logs-dir", f"{d}/logs",
-                "--http-01-port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT)]
+                "--work-dir", f"{d}/work", "--logs-dir", f"{d}/logs"]
+        if ports:
+            args += ["--http-01-port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT)]
+        return args
 
     def installer_args(self) -> List[str]:
         return ["--nginx-webroot-server-root", self.lab.prefix,
@@ -292,8 +294,10 @@ class Certbot:
         env = dict(os.environ, REQUESTS_CA_BUNDLE=self.acme.ca_bundle)
         # Installed packages have byte code; let an editable checkout have it too.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        proc = subprocess.run(cmd + list(args) + self.base_args(), capture_output=True,
-                              text=True, env=env)
+        # `renew` runs as a timer does: with what the renewal configuration
+        # stored (certbot stores the http-01 port, not the HTTPS port).
+        proc = subprocess.run(cmd + list(args) + self.base_args(ports=args[0] != "renew"),
+                              capture_output=True, text=True, env=env)
         if check and proc.returncode != 0:
             raise AssertionError(f"certbot {' '.join(args)} exited {proc.returncode}:\n"
                                  f"{proc.stdout}\n{proc.stderr}")

@@ -8,6 +8,7 @@ byte-identical, and that the new certificate was live when certbot exited.
 import os
 import subprocess
 
+import configobj
 import pytest
 
 import lab
@@ -248,3 +249,65 @@ def test_renewal_with_nginx_stopped_fails_clearly_and_touches_nothing(acme, ngin
     assert nginx.snapshot() == before
     # nothing was started behind the service manager's back
     assert not os.path.exists(os.path.join(nginx.prefix, "nginx.pid"))
+
+
+def certbot_version():
+    from importlib import metadata
+    return tuple(int(part) for part in metadata.version("certbot").split(".")[:2])
+
+
+def test_move_a_webroot_certificate_to_this_plugin(acme, nginx):
+    # The blog recipe: a hand-made challenge location, `certonly --webroot`
+    # with a reload as deploy hook, and a hand-made HTTPS block.
+    certbot = start_site(acme, nginx, """\
+server {
+    listen {http};
+    server_name moved.example;
+    location ^~ /.well-known/acme-challenge/ {
+        root {prefix}/webroot;
+    }
+    location / {
+        proxy_pass http://127.0.0.1:{backend};
+    }
+}
+""")
+    reload_hook = f"{lab.nginx_binary()} -p {nginx.prefix} -c {nginx.conf} -s reload"
+    certbot.run("certonly", "--webroot", "-w", nginx.webroot, "-d", "moved.example",
+                "--deploy-hook", reload_hook)
+    nginx.write("sites/tls.conf", """\
+server {
+    listen {https} ssl;
+    server_name moved.example;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / {
+        proxy_pass http://127.0.0.1:{backend};
+    }
+}
+""" % (certbot.live("moved.example"), certbot.live("moved.example", "privkey.pem")))
+    subprocess.run(reload_hook.split(), check=True)
+    assert nginxctl.wait_until(lambda: lab.served_cert_der("moved.example")
+                               == lab.leaf_der(certbot.live("moved.example")), 10)
+    before = nginx.snapshot()
+
+    # The move, as the README gives it: `reconfigure` where certbot has it
+    # (2.3 and later; no new certificate), else a forced renewal.
+    move = ["--cert-name", "moved.example", "-a", "nginx-webroot", "-i", "nginx-webroot",
+            *certbot.plugin_args(), "--deploy-hook", ""]
+    if certbot_version() >= (2, 3):
+        certbot.run("reconfigure", *move)
+    else:
+        certbot.run("run", "-d", "moved.example", "--force-renewal", "--no-redirect", *move)
+    stored = configobj.ConfigObj(os.path.join(
+        certbot.directory, "config", "renewal", "moved.example.conf"))["renewalparams"]
+    assert stored["authenticator"] == stored["installer"] == "nginx-webroot"
+    assert stored["nginx_webroot_server_root"] == nginx.prefix
+    assert stored["nginx_webroot_path"] == nginx.webroot
+    assert not stored.get("renew_hook")  # the plugin reloads; the hook would reload again
+    assert nginx.snapshot() == before  # the hand-made location and lines already fit
+
+    reloads = nginx.reloads()
+    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+    assert nginx.reloads() - reloads == 1
+    assert nginx.snapshot() == before
+    assert lab.served_cert_der("moved.example") == lab.leaf_der(certbot.live("moved.example"))

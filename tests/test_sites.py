@@ -133,3 +133,18 @@ def test_plain_names(tmp_path):
     config = load(tmp_path, "server { server_name A.example *.b.example ~^c _ localhost "
                   "www.* $host d.example; }\n")
     assert sites.plain_names(config) == {"a.example", "d.example"}
+
+
+def test_certificate_listens_finds_the_https_port_from_the_config(tmp_path):
+    config = load(tmp_path, "server { listen 80; server_name a.example; }\n"
+                  "server { listen 127.0.0.1:8443 ssl; listen [::1]:8443 ssl; listen 8080;\n"
+                  "    server_name a.example b.example;\n"
+                  "    ssl_certificate /le/a/fullchain.pem; }\n"
+                  "server { listen 9443; ssl on; server_name *.example;\n"
+                  "    ssl_certificate /le/a/fullchain.pem; }\n"
+                  "server { listen 443 ssl; server_name a.example;\n"
+                  "    ssl_certificate /le/other/fullchain.pem; }\n")
+    assert sites.certificate_listens(config, "a.example", "/le/a/fullchain.pem") == [
+        ("127.0.0.1", 8443), ("[::1]", 8443), ("*", 9443)]
+    assert sites.certificate_listens(config, "c.example", "/le/a/fullchain.pem") == [("*", 9443)]
+    assert sites.certificate_listens(config, "a.example", "/le/b/fullchain.pem") == []
