@@ -311,3 +311,44 @@ server {
     assert nginx.reloads() - reloads == 1
     assert nginx.snapshot() == before
     assert lab.served_cert_der("moved.example") == lab.leaf_der(certbot.live("moved.example"))
+
+
+def has_certbot_nginx():
+    from importlib import util
+    return util.find_spec("certbot_nginx") is not None
+
+
+@pytest.mark.skipif(not has_certbot_nginx() and not os.environ.get("CI"),
+                    reason="certbot's nginx plugin is not installed")
+def test_move_an_nginx_plugin_certificate_to_this_plugin(acme, nginx):
+    # certbot's own nginx plugin issued and installed it, with its redirect.
+    certbot = start_site(acme, nginx, proxy_site("nginxed.example"))
+    certbot.run("--nginx", "--nginx-server-root", nginx.prefix, "--nginx-ctl",
+                lab.nginx_binary(), "-d", "nginxed.example", "--no-redirect")
+    first = lab.leaf_der(certbot.live("nginxed.example"))
+    assert lab.served_cert_der("nginxed.example") == first
+
+    move = ["--cert-name", "nginxed.example", "-a", "nginx-webroot", "-i", "nginx-webroot",
+            *certbot.plugin_args()]
+    if certbot_version() >= (2, 3):
+        certbot.run("reconfigure", *move)
+    else:
+        certbot.run("run", "-d", "nginxed.example", "--force-renewal", "--no-redirect", *move)
+    stored = configobj.ConfigObj(os.path.join(
+        certbot.directory, "config", "renewal", "nginxed.example.conf"))["renewalparams"]
+    assert stored["authenticator"] == stored["installer"] == "nginx-webroot"
+    # The move added the challenge location, once: after this, no edits.
+    with open(os.path.join(nginx.prefix, "sites/site.conf")) as f:
+        site = f.read()
+    # certbot's nginx plugin made the block serve both ports: one location.
+    assert site.count("location ^~ /.well-known/acme-challenge/") == 1
+    assert site.count("# managed by Certbot") == 5  # its lines are left alone
+    assert lab.http_get("nginxed.example", "/")[1] == b"backend 127.0.0.1\n"
+
+    before = nginx.snapshot()
+    reloads = nginx.reloads()
+    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+    assert nginx.reloads() - reloads == 1
+    assert nginx.snapshot() == before
+    renewed = lab.leaf_der(certbot.live("nginxed.example"))
+    assert renewed != first and lab.served_cert_der("nginxed.example") == renewed
