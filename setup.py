@@ -15,14 +15,18 @@ setup(
     packages=find_packages(include=["certbot_nginx_webroot", "certbot_nginx_webroot.*"]),
     include_package_data=True,
     install_requires=[
-        # Public API used: certbot.interfaces (RenewDeployer), certbot.plugins.common,
-        # certbot.errors, certbot.reverter; stable since certbot 2.0.
+        # Public API only: certbot.interfaces (its abc classes, accepted for
+        # plugins since certbot 1.18), certbot.plugins.common (Installer and
+        # its Reverter), certbot.errors.  1.21 is the oldest a supported
+        # distro ships (Ubuntu 22.04); CI runs the suite on 1.21, 2.1, 2.9,
+        # 4.2 and the newest (README, "Supported certbot versions").
         "certbot>=1.21",
         "acme>=1.21",
     ],
     extras_require={
         "test": ["pytest>=7"],
         # The benchmarks compare against certbot's own nginx plugin.
+        # The tests that move a certificate from it use it too.
         "bench": ["certbot-nginx"],
     },
     entry_points={
@@ -33,6 +37,10 @@ setup(
     classifiers=[
         "Environment :: Plugins",
         "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
         "Topic :: Internet :: WWW/HTTP",
         "Topic :: Security",
     ],

@@ -57,6 +57,13 @@ def proxy_site(name):
             "    location / { proxy_pass http://127.0.0.1:{backend}; }\n}\n" % name)
 
 
+def recipe_site(name):
+    """The manual recipe's :80 block: its own challenge location, then the app."""
+    return ("server {\n    listen {http};\n    server_name %s;\n"
+            "    location ^~ /.well-known/acme-challenge/ {\n        root {prefix}/webroot;\n    }\n"
+            "    location / {\n        proxy_pass http://127.0.0.1:{backend};\n    }\n}\n" % name)
+
+
 def issue_then_renew(acme, nginx, site, names, *extra, check_ipv6=False):
     certbot = start_site(acme, nginx, site)
     args = ["-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args()]
@@ -214,18 +221,7 @@ def test_nginx_not_serving_the_challenge_stops_before_the_ca(acme, nginx):
 def test_another_authenticator_with_this_installer_then_rollback(acme, nginx):
     # The manual recipe's location, served by certbot's own webroot plugin;
     # this plugin only installs.  Then `certbot rollback` undoes the install.
-    certbot = start_site(acme, nginx, """\
-server {
-    listen {http};
-    server_name other.example;
-    location ^~ /.well-known/acme-challenge/ {
-        root {prefix}/webroot;
-    }
-    location / {
-        proxy_pass http://127.0.0.1:{backend};
-    }
-}
-""")
+    certbot = start_site(acme, nginx, recipe_site("other.example"))
     original = nginx.snapshot()
     certbot.run("run", "-a", "webroot", "-w", nginx.webroot, "-i", "nginx-webroot",
                 *certbot.installer_args(), "-d", "other.example", "--no-redirect")
@@ -256,21 +252,38 @@ def certbot_version():
     return tuple(int(part) for part in metadata.version("certbot").split(".")[:2])
 
 
+def move_to_this_plugin(certbot, name, *extra):
+    """The move, as the README gives it: `reconfigure` where certbot has it
+    (2.3 and later; no new certificate), else a forced renewal.  Returns
+    what the renewal configuration stores."""
+    move = ["--cert-name", name, "-a", "nginx-webroot", "-i", "nginx-webroot",
+            *certbot.plugin_args(), *extra]
+    if certbot_version() >= (2, 3):
+        certbot.run("reconfigure", *move)
+    else:
+        certbot.run("run", "-d", name, "--force-renewal", "--no-redirect", *move)
+    stored = configobj.ConfigObj(os.path.join(
+        certbot.directory, "config", "renewal", f"{name}.conf"))["renewalparams"]
+    assert stored["authenticator"] == stored["installer"] == "nginx-webroot"
+    return stored
+
+
+def renew_is_one_reload(certbot, nginx, name):
+    """A forced renewal: one reload, no file changed, the new certificate
+    served when certbot exits."""
+    before, reloads = nginx.snapshot(), nginx.reloads()
+    previous = lab.leaf_der(certbot.live(name))
+    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+    assert nginx.reloads() - reloads == 1
+    assert nginx.snapshot() == before
+    renewed = lab.leaf_der(certbot.live(name))
+    assert renewed != previous and lab.served_cert_der(name) == renewed
+
+
 def test_move_a_webroot_certificate_to_this_plugin(acme, nginx):
     # The blog recipe: a hand-made challenge location, `certonly --webroot`
     # with a reload as deploy hook, and a hand-made HTTPS block.
-    certbot = start_site(acme, nginx, """\
-server {
-    listen {http};
-    server_name moved.example;
-    location ^~ /.well-known/acme-challenge/ {
-        root {prefix}/webroot;
-    }
-    location / {
-        proxy_pass http://127.0.0.1:{backend};
-    }
-}
-""")
+    certbot = start_site(acme, nginx, recipe_site("moved.example"))
     reload_hook = f"{lab.nginx_binary()} -p {nginx.prefix} -c {nginx.conf} -s reload"
     certbot.run("certonly", "--webroot", "-w", nginx.webroot, "-d", "moved.example",
                 "--deploy-hook", reload_hook)
@@ -290,27 +303,12 @@ server {
                                == lab.leaf_der(certbot.live("moved.example")), 10)
     before = nginx.snapshot()
 
-    # The move, as the README gives it: `reconfigure` where certbot has it
-    # (2.3 and later; no new certificate), else a forced renewal.
-    move = ["--cert-name", "moved.example", "-a", "nginx-webroot", "-i", "nginx-webroot",
-            *certbot.plugin_args(), "--deploy-hook", ""]
-    if certbot_version() >= (2, 3):
-        certbot.run("reconfigure", *move)
-    else:
-        certbot.run("run", "-d", "moved.example", "--force-renewal", "--no-redirect", *move)
-    stored = configobj.ConfigObj(os.path.join(
-        certbot.directory, "config", "renewal", "moved.example.conf"))["renewalparams"]
-    assert stored["authenticator"] == stored["installer"] == "nginx-webroot"
+    stored = move_to_this_plugin(certbot, "moved.example", "--deploy-hook", "")
     assert stored["nginx_webroot_server_root"] == nginx.prefix
     assert stored["nginx_webroot_path"] == nginx.webroot
     assert not stored.get("renew_hook")  # the plugin reloads; the hook would reload again
     assert nginx.snapshot() == before  # the hand-made location and lines already fit
-
-    reloads = nginx.reloads()
-    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
-    assert nginx.reloads() - reloads == 1
-    assert nginx.snapshot() == before
-    assert lab.served_cert_der("moved.example") == lab.leaf_der(certbot.live("moved.example"))
+    renew_is_one_reload(certbot, nginx, "moved.example")
 
 
 def has_certbot_nginx():
@@ -321,22 +319,14 @@ def has_certbot_nginx():
 @pytest.mark.skipif(not has_certbot_nginx() and not os.environ.get("CI"),
                     reason="certbot's nginx plugin is not installed")
 def test_move_an_nginx_plugin_certificate_to_this_plugin(acme, nginx):
-    # certbot's own nginx plugin issued and installed it, with its redirect.
+    # certbot's own nginx plugin issued and installed it.
     certbot = start_site(acme, nginx, proxy_site("nginxed.example"))
     certbot.run("--nginx", "--nginx-server-root", nginx.prefix, "--nginx-ctl",
                 lab.nginx_binary(), "-d", "nginxed.example", "--no-redirect")
-    first = lab.leaf_der(certbot.live("nginxed.example"))
-    assert lab.served_cert_der("nginxed.example") == first
+    assert lab.served_cert_der("nginxed.example") == lab.leaf_der(
+        certbot.live("nginxed.example"))
 
-    move = ["--cert-name", "nginxed.example", "-a", "nginx-webroot", "-i", "nginx-webroot",
-            *certbot.plugin_args()]
-    if certbot_version() >= (2, 3):
-        certbot.run("reconfigure", *move)
-    else:
-        certbot.run("run", "-d", "nginxed.example", "--force-renewal", "--no-redirect", *move)
-    stored = configobj.ConfigObj(os.path.join(
-        certbot.directory, "config", "renewal", "nginxed.example.conf"))["renewalparams"]
-    assert stored["authenticator"] == stored["installer"] == "nginx-webroot"
+    move_to_this_plugin(certbot, "nginxed.example")
     # The move added the challenge location, once: after this, no edits.
     with open(os.path.join(nginx.prefix, "sites/site.conf")) as f:
         site = f.read()
@@ -344,11 +334,4 @@ def test_move_an_nginx_plugin_certificate_to_this_plugin(acme, nginx):
     assert site.count("location ^~ /.well-known/acme-challenge/") == 1
     assert site.count("# managed by Certbot") == 5  # its lines are left alone
     assert lab.http_get("nginxed.example", "/")[1] == b"backend 127.0.0.1\n"
-
-    before = nginx.snapshot()
-    reloads = nginx.reloads()
-    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
-    assert nginx.reloads() - reloads == 1
-    assert nginx.snapshot() == before
-    renewed = lab.leaf_der(certbot.live("nginxed.example"))
-    assert renewed != first and lab.served_cert_der("nginxed.example") == renewed
+    renew_is_one_reload(certbot, nginx, "nginxed.example")
