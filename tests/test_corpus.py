@@ -5,11 +5,11 @@ The corpus is read in place (never copied into the project); without it
 these tests are skipped, which only happens outside the project checkout.
 """
 import os
-import shutil
 import subprocess
 
 import pytest
 
+import lab
 from certbot_nginx_webroot import parser
 from conftest import CORPUS
 
@@ -109,14 +109,13 @@ def test_missing_semicolon_reads_on_like_nginx(rel):
 
 
 @needs_corpus
-@pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
+@pytest.mark.skipif(not os.path.exists(lab.nginx_binary()) and not os.environ.get("CI"),
                     reason="nginx is not installed")
 @pytest.mark.parametrize("rel", sorted(SEMANTIC_INVALID))
 def test_semantic_errors_come_from_nginx_with_file_and_line(rel, tmp_path):
     path = os.path.join(CORPUS, rel)
     parser.parse_file(path)  # the syntax is fine
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-e", "stderr", "-c", path,
+    proc = subprocess.run([lab.nginx_binary(), "-t", "-p", str(tmp_path), "-e", "stderr", "-c", path,
                            "-g", f"pid {tmp_path}/nginx.pid;"],
                           capture_output=True, text=True)
     assert proc.returncode != 0

@@ -30,7 +30,9 @@ def snapshot(root):
             for d, _, fs in os.walk(root) for f in fs}
 
 
-def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
+def install_into_h5bp(tmp_path, http2):
+    """A copy of the h5bp tree with the plugin's edits for example.com saved:
+    (root, nginx.conf, snapshot before)."""
     root = tmp_path / "nginx"
     shutil.copytree(H5BP, root)
     conf = str(root / "nginx.conf")
@@ -48,12 +50,36 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
     server = http[0].server.ref
     sites.ensure_challenge_location(config, server, str(tmp_path / "webroot"))
     sites.unswallow(config, server)  # its "return 444" would answer first
-    # HTTP/2 in the form the installed nginx wants (`listen ... http2` on 1.22).
-    http2 = nginxctl.Nginx(lab.nginx_binary(), conf).build_info().http2_form
-    assert http2 is not None
     copy = sites.make_https_server(config, http[0], "example.com", 80, 443, http2)
     sites.set_certificate(config, copy, str(cert), str(key), 443)
     assert config.save() == [str(root / "conf.d/no-ssl.default.conf")]
+    return root, conf, before
+
+
+def binary_http2_form():
+    return nginxctl.Nginx(lab.nginx_binary(), "unused").build_info().http2_form
+
+
+def test_the_other_http2_form_is_wrong_for_this_nginx(tmp_path):
+    # Why the plugin reads `nginx -V`: nginx before 1.25.1 rejects `http2 on;`,
+    # and from 1.25.1 warns that `listen ... http2` is deprecated.
+    own = binary_http2_form()
+    other = {nginxctl.HTTP2_LISTEN: nginxctl.HTTP2_DIRECTIVE,
+             nginxctl.HTTP2_DIRECTIVE: nginxctl.HTTP2_LISTEN}[own]
+    _, conf, _ = install_into_h5bp(tmp_path, other)
+    result = nginx_t(conf)
+    if own == nginxctl.HTTP2_LISTEN:
+        assert result.returncode != 0 and 'unknown directive "http2"' in result.stderr
+    else:
+        assert result.returncode == 0
+        assert 'the "listen ... http2" directive is deprecated' in result.stderr
+
+
+def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
+    # HTTP/2 in the form the installed nginx wants (`listen ... http2` on 1.22).
+    http2 = binary_http2_form()
+    assert http2 is not None
+    root, conf, before = install_into_h5bp(tmp_path, http2)
 
     result = nginx_t(conf)
     assert result.returncode == 0, result.stderr
@@ -66,7 +92,8 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
     if http2 == nginxctl.HTTP2_LISTEN:
         assert f"listen [::]:443 ssl http2;  {edit.MARK}" in text
     else:
-        assert f"listen [::]:443 ssl;  {edit.MARK}\n  http2 on;  {edit.MARK}" in text
+        assert f"listen [::]:443 ssl;  {edit.MARK}" in text
+        assert f"listen 443 ssl;  {edit.MARK}\n  http2 on;  {edit.MARK}" in text
     assert f"\n  location / {{  {edit.MARK}\n    return 444;\n  }}" in text  # h5bp's 2 spaces
     # A second look finds everything in place and edits nothing.
     again = Config.load(conf)
