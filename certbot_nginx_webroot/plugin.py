@@ -390,16 +390,19 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._live = True
 
     def _wait_certificates_live(self) -> None:
+        port = self.config.https_port
         for name, fullchain in sorted(self._expected.items()):
             try:
                 expected = nginxctl.first_certificate_der(fullchain)
             except OSError as err:
                 raise errors.PluginError(f"cannot read {fullchain}: {err}") from err
-            targets = self._tls_targets(name, fullchain, expected)
+            if self._served_on_loopback(name, port) == expected:
+                continue
+            targets = self._tls_targets(name, fullchain)
 
             def serves_it(name=name, expected=expected, targets=targets) -> bool:
-                return all(self._served_certificate(name, addr, port) == expected
-                           for addr, port in targets)
+                return all(nginxctl.served_certificate(name, addr, target_port) == expected
+                           for addr, target_port in targets)
             if not nginxctl.wait_until(serves_it, LIVE_TIMEOUT):
                 where = ", ".join(f"{nginxctl.connect_host(a)}:{p}" for a, p in targets)
                 raise errors.PluginError(
@@ -408,28 +411,22 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._expected.clear()
 
     @staticmethod
-    def _served_certificate(name: str, addr: str, port: int,
-                            timeout: float = 5.0) -> Optional[bytes]:
+    def _served_on_loopback(name: str, port: int) -> Optional[bytes]:
+        """The certificate nginx serves name on loopback, None if nothing
+        answers.  After the reload only the new workers take connections, so
+        one handshake settles the common case without parsing the config."""
         try:
-            return nginxctl.served_certificate(name, addr, port, timeout)
+            return nginxctl.served_certificate(name, "*", port, timeout=2)
         except OSError:
             return None
 
-    def _tls_targets(self, name: str, fullchain: str,
-                     expected: Optional[bytes]) -> List[Tuple[str, int]]:
-        """Where to check that name is served fullchain.  After the reload
-        new connections reach only the new workers, so one handshake on
-        loopback at --https-port settles the common case without a parse.
-        Otherwise the configuration says where: the TLS listens of the blocks
-        that use this certificate (a renewal does not know --https-port, as
-        certbot does not store it), else the blocks answering on that port."""
+    def _tls_targets(self, name: str, fullchain: str) -> List[Tuple[str, int]]:
+        """Where to wait for name to be served fullchain, per the config: the
+        TLS listens of the blocks that use this certificate (a renewal does
+        not know --https-port, as certbot does not store it), else the blocks
+        answering on --https-port."""
         port = self.config.https_port
-        if self._served_certificate(name, "*", port, timeout=2) == expected:
-            return [("*", port)]
-        try:
-            targets = sites.certificate_listens(self._load(), name, fullchain)
-        except errors.PluginError:
-            targets = []
+        targets = sites.certificate_listens(self._load(), name, fullchain)
         if not targets:
             matches = self._answering(name, port, use_default=False)
             targets = sorted({(m.listen.addr, port) for m in matches})
