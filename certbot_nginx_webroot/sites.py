@@ -320,8 +320,8 @@ def certificate_listens(config: Config, name: str, fullchain: str) -> List[Tuple
         if not any(node.args[:1] == [fullchain] for node in certificates):
             continue
         # `ssl on;` (before nginx 1.25) makes every listen of the block TLS.
-        tls = [listen for listen in server.listens if listen.ssl] or \
-            ([] if not config.directives(server.ref, "ssl") else list(server.listens))
+        ssl_on = any(node.args == ["on"] for node in config.directives(server.ref, "ssl"))
+        tls = [listen for listen in server.listens if listen.ssl or ssl_on]
         for listen in tls:
             if (listen.addr, listen.port) not in found:
                 found.append((listen.addr, listen.port))

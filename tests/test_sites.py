@@ -143,7 +143,9 @@ def test_certificate_listens_finds_the_https_port_from_the_config(tmp_path):
                   "server { listen 9443; ssl on; server_name *.example;\n"
                   "    ssl_certificate /le/a/fullchain.pem; }\n"
                   "server { listen 443 ssl; server_name a.example;\n"
-                  "    ssl_certificate /le/other/fullchain.pem; }\n")
+                  "    ssl_certificate /le/other/fullchain.pem; }\n"
+                  "server { listen 7443; ssl off; server_name a.example;\n"
+                  "    ssl_certificate /le/a/fullchain.pem; }\n")
     assert sites.certificate_listens(config, "a.example", "/le/a/fullchain.pem") == [
         ("127.0.0.1", 8443), ("[::1]", 8443), ("*", 9443)]
     assert sites.certificate_listens(config, "c.example", "/le/a/fullchain.pem") == [("*", 9443)]
