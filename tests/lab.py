@@ -264,6 +264,12 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+# The certbot of the interpreter running the tests, not whichever `certbot`
+# is first on PATH: CI runs the suite once per certbot version.
+CERTBOT_COMMAND = [sys.executable, "-c",
+                   "import sys; from certbot.main import main; sys.exit(main())"]
+
+
 class Certbot:
     """Real certbot, state kept under one directory."""
 
@@ -272,10 +278,7 @@ class Certbot:
         self.directory = directory
         self.acme = acme
         self.lab = lab
-        # The certbot of the interpreter running the tests, not whichever
-        # `certbot` is first on PATH: CI runs the suite once per certbot version.
-        self.command = command or [
-            sys.executable, "-c", "import sys; from certbot.main import main; sys.exit(main())"]
+        self.command = command or CERTBOT_COMMAND
 
     def base_args(self, ports: bool = True) -> List[str]:
         d = self.directory

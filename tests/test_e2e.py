@@ -7,6 +7,7 @@ byte-identical, and that the new certificate was live when certbot exited.
 """
 import os
 import subprocess
+from importlib import metadata, util
 
 import configobj
 import pytest
@@ -64,14 +65,27 @@ def recipe_site(name):
             "    location / {\n        proxy_pass http://127.0.0.1:{backend};\n    }\n}\n" % name)
 
 
+def renew_is_one_reload(certbot, nginx, names):
+    """A forced renewal of the lineage names[0]: one reload, no file
+    changed, the new certificate served for every name when certbot exits."""
+    before, reloads = nginx.snapshot(), nginx.reloads()
+    previous = lab.leaf_der(certbot.live(names[0]))
+    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+    assert nginx.reloads() - reloads == 1
+    assert nginx.snapshot() == before
+    renewed = lab.leaf_der(certbot.live(names[0]))
+    assert renewed != previous
+    for name in names:
+        assert lab.served_cert_der(name) == renewed, name  # live when certbot exited
+
+
 def issue_then_renew(acme, nginx, site, names, *extra, check_ipv6=False):
     certbot = start_site(acme, nginx, site)
     args = ["-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args()]
     for name in names:
         args += ["-d", name]
     certbot.run(*args, *extra)
-    lineage = names[0]
-    first = lab.leaf_der(certbot.live(lineage))
+    first = lab.leaf_der(certbot.live(names[0]))
     for name in names:
         assert lab.served_cert_der(name) == first, name
         if check_ipv6:
@@ -80,15 +94,7 @@ def issue_then_renew(acme, nginx, site, names, *extra, check_ipv6=False):
     challenge_dir = os.path.join(nginx.webroot, ".well-known", "acme-challenge")
     assert not os.path.isdir(challenge_dir) or not os.listdir(challenge_dir)
 
-    before = nginx.snapshot()
-    reloads = nginx.reloads()
-    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
-    assert nginx.reloads() - reloads == 1
-    assert nginx.snapshot() == before
-    renewed = lab.leaf_der(certbot.live(lineage))
-    assert renewed != first
-    for name in names:
-        assert lab.served_cert_der(name) == renewed, name  # live when certbot exited
+    renew_is_one_reload(certbot, nginx, names)
     return certbot
 
 
@@ -248,7 +254,6 @@ def test_renewal_with_nginx_stopped_fails_clearly_and_touches_nothing(acme, ngin
 
 
 def certbot_version():
-    from importlib import metadata
     return tuple(int(part) for part in metadata.version("certbot").split(".")[:2])
 
 
@@ -268,16 +273,6 @@ def move_to_this_plugin(certbot, name, *extra):
     return stored
 
 
-def renew_is_one_reload(certbot, nginx, name):
-    """A forced renewal: one reload, no file changed, the new certificate
-    served when certbot exits."""
-    before, reloads = nginx.snapshot(), nginx.reloads()
-    previous = lab.leaf_der(certbot.live(name))
-    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
-    assert nginx.reloads() - reloads == 1
-    assert nginx.snapshot() == before
-    renewed = lab.leaf_der(certbot.live(name))
-    assert renewed != previous and lab.served_cert_der(name) == renewed
 
 
 def test_move_a_webroot_certificate_to_this_plugin(acme, nginx):
@@ -308,11 +303,10 @@ server {
     assert stored["nginx_webroot_path"] == nginx.webroot
     assert not stored.get("renew_hook")  # the plugin reloads; the hook would reload again
     assert nginx.snapshot() == before  # the hand-made location and lines already fit
-    renew_is_one_reload(certbot, nginx, "moved.example")
+    renew_is_one_reload(certbot, nginx, ["moved.example"])
 
 
 def has_certbot_nginx():
-    from importlib import util
     return util.find_spec("certbot_nginx") is not None
 
 
@@ -334,4 +328,4 @@ def test_move_an_nginx_plugin_certificate_to_this_plugin(acme, nginx):
     assert site.count("location ^~ /.well-known/acme-challenge/") == 1
     assert site.count("# managed by Certbot") == 5  # its lines are left alone
     assert lab.http_get("nginxed.example", "/")[1] == b"backend 127.0.0.1\n"
-    renew_is_one_reload(certbot, nginx, "nginxed.example")
+    renew_is_one_reload(certbot, nginx, ["nginxed.example"])

@@ -2,14 +2,12 @@
 run for real (no network, no nginx needed)."""
 import os
 import subprocess
-import sys
 from importlib import metadata
 
 import pytest
 
+import lab
 from certbot_nginx_webroot import plugin
-
-CERTBOT = [sys.executable, "-c", "import sys; from certbot.main import main; sys.exit(main())"]
 
 
 def test_entry_point_is_declared():
@@ -35,7 +33,7 @@ def certbot_dirs(tmp_path):
 
 
 def plugins_listing(args):
-    proc = subprocess.run(CERTBOT + ["plugins", "--init", "--prepare"] + args,
+    proc = subprocess.run(lab.CERTBOT_COMMAND + ["plugins", "--init", "--prepare"] + args,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     entries = proc.stdout.split("\n* ")
