@@ -1,0 +1,78 @@
+# Sourced by demo.sh and test.sh: makes this checkout runnable on a stock
+# Debian 12 server, and does nothing that is already done.
+#
+# - System tools from apt, only those missing: nginx (any nginx already
+#   installed is used as it is), pebble and pebble-challtestsrv (a local ACME
+#   CA), openssl, and python3-venv (Debian's python3 has no venv or pip).
+# - Python packages in a virtual environment inside the checkout, .venv,
+#   never in the system Python: certbot, acme, this plugin (editable), pytest
+#   and certbot-nginx (the tests that move a certificate from it).
+#   Reinstalled only when setup.py changed since the last install.
+#
+# Afterwards VENV_PYTHON is the venv's interpreter and PATH has /usr/sbin.
+set -euo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"  # nginx lives in /usr/sbin
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+_setup_fail() { echo "setup: $*" >&2; exit 1; }
+
+_missing_packages() {
+    command -v nginx >/dev/null || echo nginx-light
+    { command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; } || echo pebble
+    command -v openssl >/dev/null || echo openssl
+    # Debian's python3 imports venv but cannot make one without ensurepip.
+    python3 -c "import ensurepip, venv" 2>/dev/null || echo python3-venv
+}
+
+# apt-get with only the indexes it needs (no Contents files, no translations),
+# one retry of a transient failure, and one clear line when it still fails.
+_apt() {
+    local log attempt
+    log=$(mktemp)
+    for attempt in 1 2; do
+        if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q -y \
+            -o Acquire::Languages=none -o Acquire::Retries=2 \
+            -o Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false \
+            "$@" >"$log" 2>&1; then
+            rm -f "$log"; return 0
+        fi
+        [ "$attempt" = 1 ] && sleep 3
+    done
+    local why
+    why=$(grep -E '^(E|W): ' "$log" | head -n 1)
+    rm -f "$log"
+    _setup_fail "apt-get $1 failed twice: ${why:-see apt-get output}"
+}
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || _setup_fail "not root and no sudo: run as root"
+    SUDO=sudo
+fi
+
+_need=$(_missing_packages | tr '\n' ' ')
+if [ -n "${_need// }" ]; then
+    command -v apt-get >/dev/null \
+        || _setup_fail "missing ${_need}and no apt-get: install them with your package manager"
+    echo "== installing ${_need}(apt-get)"
+    _apt update
+    # shellcheck disable=SC2086
+    _apt install --no-install-recommends $_need
+fi
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+VENV_PYTHON="$VENV/bin/python"
+_stamp="$VENV/.certbot-nginx-webroot-installed"
+_want=$(sha256sum "$ROOT/setup.py" | cut -d' ' -f1)
+if [ ! -x "$VENV_PYTHON" ] || ! "$VENV_PYTHON" -c "" 2>/dev/null; then
+    echo "== creating the virtual environment $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" || _setup_fail "python3 -m venv $VENV failed"
+fi
+if [ "$(cat "$_stamp" 2>/dev/null)" != "$_want" ]; then
+    echo "== installing certbot, pytest and the plugin into $VENV (pip)"
+    "$VENV_PYTHON" -m pip install -q -e "$ROOT[test,bench]" \
+        || _setup_fail "pip install into $VENV failed (see above)"
+    echo "$_want" >"$_stamp"
+fi
