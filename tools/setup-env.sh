@@ -20,44 +20,14 @@ _missing_packages() {
     command -v nginx >/dev/null || echo nginx-light
     { command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; } || echo pebble
     command -v openssl >/dev/null || echo openssl
-    # Debian's python3 imports venv but cannot make one without ensurepip.
+    # Debian's python3 has no ensurepip (so no venv with pip) without python3-venv.
     python3 -c "import ensurepip, venv" 2>/dev/null || echo python3-venv
 }
 
-# apt-get with only the indexes it needs (no Contents files, no translations),
-# one retry of a transient failure, and one clear line when it still fails.
-_apt() {
-    local log attempt
-    log=$(mktemp)
-    for attempt in 1 2; do
-        if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q -y \
-            -o Acquire::Languages=none -o Acquire::Retries=2 \
-            -o Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false \
-            "$@" >"$log" 2>&1; then
-            rm -f "$log"; return 0
-        fi
-        [ "$attempt" = 1 ] && sleep 3
-    done
-    local why
-    why=$(grep -E '^(E|W): ' "$log" | head -n 1)
-    rm -f "$log"
-    _setup_fail "apt-get $1 failed twice: ${why:-see apt-get output}"
-}
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || _setup_fail "not root and no sudo: run as root"
-    SUDO=sudo
-fi
-
 _need=$(_missing_packages | tr '\n' ' ')
 if [ -n "${_need// }" ]; then
-    command -v apt-get >/dev/null \
-        || _setup_fail "missing ${_need}and no apt-get: install them with your package manager"
-    echo "== installing ${_need}(apt-get)"
-    _apt update
     # shellcheck disable=SC2086
-    _apt install --no-install-recommends $_need
+    "$(dirname "${BASH_SOURCE[0]}")/apt-install" $_need || exit 1
 fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,7 +35,7 @@ VENV="$ROOT/.venv"
 VENV_PYTHON="$VENV/bin/python"
 _stamp="$VENV/.certbot-nginx-webroot-installed"
 _want=$(sha256sum "$ROOT/setup.py" | cut -d' ' -f1)
-if [ ! -x "$VENV_PYTHON" ] || ! "$VENV_PYTHON" -c "" 2>/dev/null; then
+if ! "$VENV_PYTHON" -m pip --version >/dev/null 2>&1; then  # none yet, or half made
     echo "== creating the virtual environment $VENV"
     rm -rf "$VENV"
     python3 -m venv "$VENV" || _setup_fail "python3 -m venv $VENV failed"
