@@ -176,7 +176,34 @@ class NginxLab:
                        check=True)
         subprocess.run([nginx_binary(), "-p", self.prefix, "-c", self.conf], check=True)
         wait_port("127.0.0.1", BACKEND_PORT)
+        self.wait_workers()
         return self
+
+    def wait_workers(self, timeout: float = 20.0) -> None:
+        """Wait until the master has written its pid file and forked its
+        worker: it listens before either, and a reload measured from a
+        master with no worker yet would take its first worker for a new one
+        (seen as a flaky reload test on a busy machine)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                pid = self.master_pid()
+            except (OSError, ValueError):  # the daemon writes it after it listens
+                time.sleep(0.02)
+                continue
+            for entry in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{entry}/stat", "rb") as f:
+                        stat = f.read()
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        title = f.read()
+                except (OSError, ValueError):
+                    continue
+                fields = stat[stat.rfind(b")") + 2:].split()
+                if int(fields[1]) == pid and title.startswith(b"nginx: worker process"):
+                    return
+            time.sleep(0.02)
+        raise RuntimeError(f"nginx master {self.master_pid()} has no worker after {timeout} s")
 
     def master_pid(self) -> int:
         with open(os.path.join(self.prefix, "nginx.pid")) as f:
