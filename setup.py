@@ -14,6 +14,8 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["certbot_nginx_webroot", "certbot_nginx_webroot.*"]),
     include_package_data=True,
+    # The TLS policy snippet the installer copies into certbot's config dir.
+    package_data={"certbot_nginx_webroot": ["options-ssl-nginx-webroot.conf"]},
     install_requires=[
         # Public API only: certbot.interfaces (its abc classes, accepted for
         # plugins since certbot 1.18), certbot.plugins.common (Installer and

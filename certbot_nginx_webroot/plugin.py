@@ -41,6 +41,7 @@ nginx_config = _lazy_module("certbot_nginx_webroot.config")
 nginxctl = _lazy_module("certbot_nginx_webroot.nginxctl")
 parser = _lazy_module("certbot_nginx_webroot.parser")
 sites = _lazy_module("certbot_nginx_webroot.sites")
+tls = _lazy_module("certbot_nginx_webroot.tls")
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,10 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.NoInstallationError(
                 f"no nginx configuration at {self._main_conf()}; "
                 "set --nginx-webroot-server-root")
+        try:
+            self._tls_snippet(create=False)  # a newer shipped version replaces an unedited one
+        except errors.PluginError as err:
+            logger.warning("%s", err)
 
     def _webroot(self) -> str:
         return os.path.abspath(self.conf("path"))
@@ -285,6 +290,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                                                    https_port, self._http2_form())]
             for server in targets:
                 sites.set_certificate(config, server, fullchain, key_path, https_port)
+            self._secure(config, targets)
         except sites.SiteError as err:
             self._config = None  # drop the half-edited tree; nothing was written
             raise errors.PluginError(str(err)) from err
@@ -298,11 +304,42 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         except nginxctl.NginxError as err:
             raise errors.PluginError(str(err)) from err
 
+    def _tls_snippet(self, create: bool) -> str:
+        """The path of the TLS policy snippet in certbot's config directory,
+        installed (create) or brought up to date if it is there; an edited
+        one is left alone and reported once (certbot's own scheme)."""
+        config_dir = os.path.abspath(self.config.config_dir)
+        path = os.path.join(config_dir, tls.SNIPPET_NAME)
+        if create or os.path.exists(path):
+            try:
+                os.makedirs(config_dir, exist_ok=True)
+                common.install_version_controlled_file(
+                    path, os.path.join(config_dir, tls.DIGEST_NAME), tls.SHIPPED_SNIPPET,
+                    tls.SHIPPED_HASHES)
+            except OSError as err:
+                raise errors.PluginError(f"cannot install {path}: {err}") from err
+        return path
+
+    def _secure(self, config: Config, servers: List[Any]) -> None:
+        """The TLS policy snippet in each of the HTTPS blocks, unless one
+        keeps its own settings (said in one line)."""
+        snippet = self._tls_snippet(create=True)
+        for server in servers:
+            kept = tls.ensure_policy(config, server, snippet)
+            if kept:
+                logger.warning("%s", kept)
+
     def supported_enhancements(self) -> List[str]:
-        return ["redirect"]
+        # staple-ocsp is listed so that --staple-ocsp gets a reason, not a skip.
+        return ["redirect", "ensure-http-header", "staple-ocsp"]
 
     def enhance(self, domain: str, enhancement: str,
                 options: Optional[Any] = None) -> None:
+        if enhancement == "staple-ocsp":
+            raise errors.PluginError(tls.NO_STAPLING)
+        if enhancement == "ensure-http-header":
+            self._ensure_header(domain, options)
+            return
         if enhancement != "redirect":
             raise errors.PluginError(f"unsupported enhancement: {enhancement}")
         config = self._load()
@@ -317,6 +354,23 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(str(err)) from err
         if not any(added):
             raise errors.PluginEnhancementAlreadyPresent(f"{domain} already redirects to HTTPS")
+
+    def _ensure_header(self, domain: str, option: Any) -> None:
+        config = self._load()
+        try:
+            servers = tls.https_servers(config, domain, self.config.https_port)
+            if not servers:
+                raise sites.SiteError(f"no HTTPS server block answers {domain}; install a "
+                                      "certificate for it first")
+            results = [tls.ensure_header(config, server, option) for server in servers]
+        except sites.SiteError as err:
+            self._config = None
+            raise errors.PluginError(str(err)) from err
+        for _, skipped in results:
+            for line in skipped:
+                logger.warning("%s", line)
+        if not any(added for added, _ in results):
+            raise errors.PluginEnhancementAlreadyPresent(f"{domain} already sends {option}")
 
     def save(self, title: Optional[str] = None, temporary: bool = False) -> None:
         config = self._config

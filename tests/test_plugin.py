@@ -11,7 +11,7 @@ import pytest
 from acme import challenges
 from certbot import errors
 
-from certbot_nginx_webroot import edit, nginxctl, plugin, sites
+from certbot_nginx_webroot import edit, nginxctl, plugin, sites, tls
 from certbot_nginx_webroot.config import Config
 
 
@@ -300,13 +300,15 @@ def test_deploy_cert_makes_a_443_block_from_the_80_block(
     text = (root / "sites/a.conf").read_text()
     first, second = text.split("\n\nserver {")
     assert "ssl" not in first
-    marks = 11 if http2_lines else 10
+    marks = 12 if http2_lines else 11
     assert second == (
         "  %s\n    listen 443 {0};  %s\n    listen [::]:443 {0};  %s\n{1}"
         "    server_name a.example;  %s\n    ssl_certificate /le/fullchain.pem;  %s\n"
-        "    ssl_certificate_key /le/key.pem;  %s\n    location / {  %s\n"
+        "    ssl_certificate_key /le/key.pem;  %s\n"
+        "    include {2};  %s\n    location / {  %s\n"
         "        proxy_pass http://127.0.0.1:8080;  %s\n    }  %s\n}  %s\n"
         .replace("{0}", listen_flags).replace("{1}", http2_lines)
+        .replace("{2}", str(tmp_path / "le" / tls.SNIPPET_NAME))
         % ((edit.MARK,) * marks))
     assert "default_server" not in second
     assert fake.tests == 1 and fake.reloads == 0
@@ -323,7 +325,9 @@ def test_deploy_cert_replaces_the_certificate_in_an_existing_443_block(tmp_path,
     text = (root / "sites/a.conf").read_text()
     assert text == PROXY + ("server {\n    listen 443 ssl;\n    server_name a.example;\n"
                             "    ssl_certificate     /le/fullchain.pem;  %s\n"
-                            "    ssl_certificate_key /le/key.pem; # mine\n}\n" % edit.MARK)
+                            "    ssl_certificate_key /le/key.pem; # mine\n"
+                            "    include %s;  %s\n}\n"
+                            % (edit.MARK, tmp_path / "le" / tls.SNIPPET_NAME, edit.MARK))
     inst.rollback_checkpoints(1)
     assert "/old/cert.pem" in (root / "sites/a.conf").read_text()
 
