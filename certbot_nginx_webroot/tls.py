@@ -120,8 +120,8 @@ def _has(headers: List[Node], header: str) -> bool:
     return any(n.args and n.args[0].lower() == header.lower() for n in headers)
 
 
-def _add_header_line(header: str, value: str) -> str:
-    return f"add_header {header} {parser.quote(value)} always;  {edit.MARK}"
+def _add_header(header: str, value: str) -> str:
+    return f'add_header {header} "{value}" always;'
 
 
 def ensure_header(config: Config, server: Node, option: str) -> Tuple[bool, List[str]]:
@@ -148,7 +148,7 @@ def ensure_header(config: Config, server: Node, option: str) -> Tuple[bool, List
             for http in config.http_blocks():
                 lines += [f"add_header {' '.join(parser.quote(a) for a in n.args)};  "
                           f"{edit.MARK}" for n in _sends(config, http)]
-        lines.append(_add_header_line(header, value))
+        lines.append(_add_header(header, value) + "  " + edit.MARK)
         edit.insert(server, _after_head(server, ("add_header",)), "\n".join(lines), newline,
                     server.file)
         added = True
@@ -172,10 +172,9 @@ def _into_locations(config: Config, block: Node, header: str, value: str,
             if not any(n is node for n in block.children):  # from an include
                 skipped.append(f"the location at {sites.where(node)} sets add_header in a "
                                f"shared file, so its responses do not carry {header}; add "
-                               f"\"{_add_header_line(header, value).split('  #')[0]}\" "
-                               "there")
+                               f"add {_add_header(header, value)} there")
                 continue
-            edit.insert(node, 0, _add_header_line(header, value),
+            edit.insert(node, 0, _add_header(header, value) + "  " + edit.MARK,
                         config.file_of(node).newline, node.file)
             config.mark_changed(node)
             added = True

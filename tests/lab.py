@@ -339,3 +339,72 @@ class Certbot:
 
     def live(self, name: str, what: str = "fullchain.pem") -> str:
         return os.path.join(self.directory, "config", "live", name, what)
+
+
+TLS_PROTOCOLS = ("tls1", "tls1_1", "tls1_2", "tls1_3")  # openssl s_client's flags
+NGINX_NAMES = {"tls1": "TLSv1", "tls1_1": "TLSv1.1", "tls1_2": "TLSv1.2", "tls1_3": "TLSv1.3"}
+
+
+def tls_handshake(name: str, protocol: str, port: int = HTTPS_PORT,
+                  host: str = "127.0.0.1") -> str:
+    """What nginx answers a client offering only protocol (a TLS_PROTOCOLS
+    flag) with SNI name: the version negotiated, or "refused" when nginx
+    answered the ClientHello with an alert.  The client runs at OpenSSL
+    security level 0, so it refuses nothing itself (Python's ssl module on
+    OpenSSL 3 would not even offer TLS 1.0)."""
+    proc = subprocess.run(
+        ["openssl", "s_client", "-brief", "-connect", f"{host}:{port}", "-servername", name,
+         "-" + protocol, "-cipher", "DEFAULT@SECLEVEL=0"],
+        input="", capture_output=True, text=True, timeout=15)
+    found = re.search(r"Protocol version: (\S+)", proc.stdout + proc.stderr)
+    if found:
+        return found.group(1)
+    if re.search(r"alert (handshake failure|protocol version|insufficient security)",
+                 proc.stderr):
+        return "refused"
+    raise AssertionError(f"openssl s_client -{protocol}: neither a handshake nor an alert "
+                         f"from nginx:\n{proc.stderr}")
+
+
+def effective_ssl(lab: "NginxLab", name: str, directive: str,
+                  port: int = HTTPS_PORT) -> Optional[List[str]]:
+    """The arguments of directive in effect for the block that answers name
+    on port, read from what `nginx -T` prints (the running binary's own view
+    of every file): the block's own (includes expanded), else the http
+    level's, else None (nginx's built-in default)."""
+    from certbot_nginx_webroot import lookup, parser
+    from certbot_nginx_webroot.config import Config
+    proc = subprocess.run([nginx_binary(), "-T", "-q", "-p", lab.prefix, "-c", lab.conf],
+                          capture_output=True, text=True, check=True)
+    parts = re.split(r"^# configuration file (.+):\n", proc.stdout, flags=re.M)
+    files = {path: parser.parse(text, path) for path, text in zip(parts[1::2], parts[2::2])}
+    config = Config(lab.conf, files)
+    [match] = lookup.answering(config.servers(), name, port, use_default=False)
+    for block in (match.server.ref, *config.http_blocks()):
+        found = config.directives(block, directive)
+        if found:
+            return found[-1].args
+    return None
+
+
+def https_get(name: str, path: str = "/", port: int = HTTPS_PORT) -> tuple:
+    """(status, headers as a lower-cased dict) of GET path over TLS with SNI name."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with ctx.wrap_socket(sock, server_hostname=name) as tls:
+            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n"
+                        .encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = {}
+    for line in head[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return int(head[0].split()[1]), headers

@@ -329,3 +329,98 @@ def test_move_an_nginx_plugin_certificate_to_this_plugin(acme, nginx):
     assert site.count("# managed by Certbot") == 5  # its lines are left alone
     assert lab.http_get("nginxed.example", "/")[1] == b"backend 127.0.0.1\n"
     renew_is_one_reload(certbot, nginx, ["nginxed.example"])
+
+
+DEBIAN_PROTOCOLS = "ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;"
+
+
+def accepted(name):
+    return {p: lab.tls_handshake(name, p) for p in lab.TLS_PROTOCOLS}
+
+
+def agrees_with_config(nginx, name, handshakes, default):
+    """Each protocol is negotiated exactly when the block's effective
+    ssl_protocols (per nginx -T) lists it."""
+    effective = lab.effective_ssl(nginx, name, "ssl_protocols") or default
+    for protocol, outcome in handshakes.items():
+        wanted = lab.NGINX_NAMES[protocol]
+        assert outcome == (wanted if wanted in effective else "refused"), (name, protocol)
+
+
+@pytest.mark.parametrize("http_level", [DEBIAN_PROTOCOLS, ""],
+                         ids=["debian-nginx.conf", "nginx.org-nginx.conf"])
+def test_tls_policy_hsts_and_uir_on_the_https_blocks(acme, nginx, http_level):
+    # At http level, Debian's protocols line or none (nginx.org's), and
+    # nginx's default ciphers at security level 0: this nginx's OpenSSL 3
+    # then accepts TLS 1.0 and 1.1 as OpenSSL 1.1.1 does.
+    with open(nginx.conf) as f:
+        main = f.read()
+    with open(nginx.conf, "w") as f:
+        f.write(main.replace("    default_type text/plain;\n", "    default_type text/plain;\n"
+                             f"    {http_level}\n    ssl_ciphers HIGH:!aNULL:!MD5:@SECLEVEL=0;\n"))
+    cert, key = snakeoil(nginx)
+    certbot = start_site(acme, nginx, proxy_site("new.example") + """
+server {
+    listen {https} ssl;
+    server_name made.example;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+    location /gone { return 404; }
+}
+""" % (cert, key))
+    build = nginxctl.Nginx(lab.nginx_binary(), nginx.conf).build_info()
+    # nginx's default when no ssl_protocols applies: TLS 1.3 only from 1.23.4.
+    default = ["TLSv1", "TLSv1.1", "TLSv1.2"] + (["TLSv1.3"] if build.version >= (1, 23, 4)
+                                                 else [])
+    before = accepted("made.example")
+    agrees_with_config(nginx, "made.example", before, default)
+    alpn_before = lab.negotiated_protocol("made.example")
+
+    names = ["new.example", "made.example"]
+    proc = certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(),
+                       "-d", names[0], "-d", names[1], "--no-redirect", "--hsts", "--uir")
+    assert "sets its own TLS settings" not in proc.stderr
+    subprocess.run([lab.nginx_binary(), "-t", "-q", "-p", nginx.prefix, "-c", nginx.conf],
+                   check=True)
+    for name in names:
+        assert lab.effective_ssl(nginx, name, "ssl_protocols") == ["TLSv1.2", "TLSv1.3"]
+        after = accepted(name)
+        agrees_with_config(nginx, name, after, default)
+        assert after == {"tls1": "refused", "tls1_1": "refused",
+                         "tls1_2": "TLSv1.2", "tls1_3": "TLSv1.3"}, name
+        for path in ("/", "/gone"):  # `always`: error pages carry them too
+            status, headers = lab.https_get(name, path)
+            assert headers["strict-transport-security"] == "max-age=31536000", (name, path)
+            assert headers["content-security-policy"] == "upgrade-insecure-requests"
+    assert lab.https_get("made.example", "/gone")[0] == 404
+    # HTTP/2 as before: the hand-made block's socket has no http2 flag, so on
+    # nginx < 1.25.1 the new block shares it; from 1.25.1 `http2 on;` is per block.
+    assert lab.negotiated_protocol("made.example") == alpn_before
+    assert lab.negotiated_protocol("new.example") == (
+        "h2" if build.http2_form == nginxctl.HTTP2_DIRECTIVE else alpn_before)
+
+    renew_is_one_reload(certbot, nginx, names)
+    # `certbot enhance` again: already there, nothing edited.
+    before_files = nginx.snapshot()
+    certbot.run("enhance", "-i", "nginx-webroot", "--cert-name", names[0], "--hsts", "--uir",
+                *certbot.installer_args())
+    assert nginx.snapshot() == before_files
+    with open(os.path.join(nginx.prefix, "sites/site.conf")) as f:
+        assert f.read().count("Strict-Transport-Security") == 2  # one per HTTPS block
+    proc = certbot.run("enhance", "-i", "nginx-webroot", "--cert-name", names[0], "--staple-ocsp",
+                       *certbot.installer_args(), check=False)
+    assert proc.returncode != 0 and "ended OCSP" in proc.stdout + proc.stderr
+    assert nginx.snapshot() == before_files
+
+
+def test_enhance_adds_hsts_to_an_installed_certificate(acme, nginx):
+    certbot = start_site(acme, nginx, proxy_site("later.example"))
+    certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(),
+                "-d", "later.example", "--no-redirect")
+    assert "strict-transport-security" not in lab.https_get("later.example")[1]
+    reloads = nginx.reloads()
+    certbot.run("enhance", "-i", "nginx-webroot", "--cert-name", "later.example", "--hsts",
+                *certbot.installer_args())
+    assert nginx.reloads() == reloads + 1
+    assert lab.https_get("later.example")[1]["strict-transport-security"] == "max-age=31536000"
