@@ -58,10 +58,11 @@ def is_snippet(path: str) -> bool:
 def own_policy(config: Config, server: Node) -> Tuple[bool, Optional[Node]]:
     """(does server include our snippet, the first TLS policy directive it
     sets itself, directly or through another include)."""
-    included, theirs = False, None
+    included = any(n.name == "include" and n.args and is_snippet(n.args[0])
+                   for n in server.children)  # even when someone emptied the file
+    theirs = None
     for node in config.expand(server.children):
-        if is_snippet(node.file) or (node.name == "include" and node.args
-                                     and is_snippet(node.args[0])):
+        if is_snippet(node.file):  # expand() put the snippet's lines in its include's place
             included = True
         elif theirs is None and node.name in policy_directives():
             theirs = node
