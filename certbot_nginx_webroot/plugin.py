@@ -79,6 +79,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._validations: Dict[str, bytes] = {}  # token -> file content
         self._expected: Dict[str, str] = {}  # name -> fullchain it must serve
         self._live = False  # nginx runs what is on disk; nothing changed since
+        self._kept_policy: set = set()  # blocks already said to keep their own TLS settings
 
     # -- certbot plumbing -------------------------------------------------
 
@@ -326,7 +327,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         snippet = self._tls_snippet(create=True)
         for server in servers:
             kept = tls.ensure_policy(config, server, snippet)
-            if kept:
+            if kept and kept not in self._kept_policy:  # once, not once per name
+                self._kept_policy.add(kept)
                 logger.warning("%s", kept)
 
     def supported_enhancements(self) -> List[str]:

@@ -252,3 +252,17 @@ def test_nginx_accepts_the_snippet_headers_and_copied_http_headers(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "warn" not in proc.stderr, proc.stderr
+
+
+def test_a_block_keeping_its_policy_is_told_once_for_all_its_names(tmp_path, fake, caplog):
+    root = write_conf(tmp_path, {"a.conf": PROXY + (
+        "server {\n    listen 443 ssl;\n    server_name a.example b.example;\n"
+        "    ssl_protocols TLSv1.2 TLSv1.3;\n}\n")})
+    inst = make_plugin(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        for name in ("a.example", "b.example"):
+            inst.deploy_cert(name, "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
+    notes = [r.getMessage() for r in caplog.records if "own TLS settings" in r.getMessage()]
+    assert len(notes) == 1 and "a.conf:6" in notes[0] and "ssl_protocols at" in notes[0]
+    inst.save("deploy")
+    assert tls.SNIPPET_NAME not in (root / "sites/a.conf").read_text()
