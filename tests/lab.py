@@ -200,7 +200,9 @@ class NginxLab:
                 except (OSError, ValueError):
                     continue
                 fields = stat[stat.rfind(b")") + 2:].split()
-                if int(fields[1]) == pid and title.startswith(b"nginx: worker process"):
+                # "in", not startswith: run through a loader (.ci/newer-nginx),
+                # the title follows the loader's own arguments.
+                if int(fields[1]) == pid and b"nginx: worker process" in title:
                     return
             time.sleep(0.02)
         raise RuntimeError(f"nginx master {self.master_pid()} has no worker after {timeout} s")
