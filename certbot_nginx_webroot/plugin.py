@@ -7,6 +7,7 @@ reloads nginx (SIGHUP), never restarting it.
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 import os
@@ -40,6 +41,7 @@ def _lazy_module(name: str):
 nginx_config = _lazy_module("certbot_nginx_webroot.config")
 nginxctl = _lazy_module("certbot_nginx_webroot.nginxctl")
 parser = _lazy_module("certbot_nginx_webroot.parser")
+renewal_run = _lazy_module("certbot_nginx_webroot.renewal_run")
 sites = _lazy_module("certbot_nginx_webroot.sites")
 tls = _lazy_module("certbot_nginx_webroot.tls")
 
@@ -56,7 +58,8 @@ def achall_name(achall: Any) -> str:
     return identifier.value if identifier is not None else achall.domain
 
 
-class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewDeployer):
+class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewDeployer,
+                   interfaces.GenericUpdater):
     """nginx-webroot: http-01 through a persistent webroot location; installs
     certificates and reloads nginx without downtime."""
 
@@ -78,6 +81,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._created_dirs: List[str] = []
         self._validations: Dict[str, bytes] = {}  # token -> file content
         self._expected: Dict[str, str] = {}  # name -> fullchain it must serve
+        self._lineage: Optional[str] = None  # the lineage certbot renew deploys
         self._live = False  # nginx runs what is on disk; nothing changed since
         self._kept_policy: set = set()  # blocks already said to keep their own TLS settings
 
@@ -424,12 +428,22 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def renew_deploy(self, lineage: interfaces.RenewableCert, *args: Any, **kwargs: Any) -> None:
         for name in lineage.names():
             self._expected[name] = lineage.fullchain_path
+        self._lineage = lineage.lineagename
         self._live = False
 
     def restart(self) -> None:
         """Reload nginx (never start or restart it) and wait until the
-        certificates it should serve are live."""
+        certificates it should serve are live.  During ``certbot renew`` the
+        reload waits for the end of the run (renewal_run)."""
         if self._live:
+            return
+        if self._lineage is not None and self._in_renew_run():
+            key = (self.conf("ctl"), self._main_conf())
+            if renewal_run.defer(key, self._lineage, self._expected, self._flush_deferred):
+                atexit.register(_flush_at_exit)
+            logger.info("Reload of nginx for %s deferred to the end of this renew run",
+                        self._lineage)
+            self._expected = {}
             return
         try:
             self._nginx().test()
@@ -437,6 +451,38 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.MisconfigurationError(str(err)) from err
         self._reload()
         self._wait_certificates_live()
+
+    def _in_renew_run(self) -> bool:
+        return getattr(self.config, "verb", None) == "renew" and not self.config.dry_run
+
+    def generic_updates(self, lineage: interfaces.RenewableCert, *args: Any,
+                        **kwargs: Any) -> None:
+        """certbot renew calls this after each lineage, renewed or not; after
+        the last one of the run, reload once for every renewed lineage.  A
+        failure raised here is a renewal failure: certbot names it and exits
+        non-zero, before its post-hooks run."""
+        if not renewal_run.waiting():
+            return
+        last = renewal_run.last_lineage(self.config.renewal_configs_dir,
+                                        getattr(self.config, "certname", None))
+        if lineage.lineagename == last:
+            renewal_run.flush_all()
+
+    def _flush_deferred(self, lineages: List[str], expected: Dict[str, str]) -> None:
+        """The deferred reload: nginx -t, one reload, then every renewed
+        certificate served (per name, with SNI)."""
+        self._config = None  # later lineages may have edited the configuration
+        self._expected.update(expected)
+        try:
+            self._nginx().test()
+            self._reload()
+            self._wait_certificates_live()
+        except (errors.Error, nginxctl.NginxError) as err:
+            self._expected.clear()
+            raise errors.PluginError(
+                f"renewed {len(lineages)} certificate(s) ({', '.join(lineages)}) but nginx "
+                f"does not serve them: {err}; nginx keeps serving the previous ones until "
+                "the problem is fixed and it is reloaded") from err
 
     def _reload(self) -> None:
         try:
@@ -487,3 +533,20 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             matches = self._answering(name, port, use_default=False)
             targets = sorted({(m.listen.addr, port) for m in matches})
         return targets or [("*", port)]
+
+
+def _flush_at_exit() -> None:
+    """The deferred reload when the run ended before generic_updates saw its
+    last lineage (it belonged to another installer, or failed).  certbot has
+    chosen its exit status by now, so a failure here prints one line and
+    forces a non-zero exit."""
+    if not renewal_run.waiting():
+        return
+    try:
+        renewal_run.flush_all()
+    except Exception as err:  # noqa: BLE001 - the process is ending; say it and exit 1
+        logger.error("%s", err)
+        sys.stderr.write(f"{err}\n")
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(1)
