@@ -477,6 +477,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             self._nginx().test()
             self._reload()
             self._wait_certificates_live()
+            logger.info("Reloaded nginx once for %d renewed lineage(s): %s", len(lineages),
+                        ", ".join(lineages))
         except (errors.Error, nginxctl.NginxError) as err:
             self._expected.clear()
             raise errors.PluginError(
