@@ -302,7 +302,17 @@ server {
     assert stored["nginx_webroot_server_root"] == nginx.prefix
     assert stored["nginx_webroot_path"] == nginx.webroot
     assert not stored.get("renew_hook")  # the plugin reloads; the hook would reload again
-    assert nginx.snapshot() == before  # the hand-made location and lines already fit
+    after = nginx.snapshot()
+    tls_conf = os.path.join(nginx.prefix, "sites/tls.conf")
+    if certbot_version() < (2, 3):
+        # The move was a certbot run: the installer gave the hand-made HTTPS
+        # block the TLS policy include, and changed nothing else.
+        added = [line for line in after[tls_conf].splitlines()
+                 if line not in before[tls_conf].splitlines()]
+        assert [line.split()[0] for line in added] == [b"include"]
+        assert added[0].endswith(b"options-ssl-nginx-webroot.conf;  # certbot-nginx-webroot")
+        after[tls_conf] = before[tls_conf]
+    assert after == before  # the hand-made location and lines already fit
     renew_is_one_reload(certbot, nginx, ["moved.example"])
 
 
