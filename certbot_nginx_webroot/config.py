@@ -6,9 +6,10 @@ order, and a file reached through a symlink keeps the path it was included
 by (the symlink is preserved when it is saved).
 """
 import glob
+import hashlib
 import os
 import tempfile
-from typing import Dict, Iterator, List, Optional, Set
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 from certbot_nginx_webroot import lookup, parser
 from certbot_nginx_webroot.parser import ConfigText, Node
@@ -29,6 +30,9 @@ class Config:
         self.prefix = os.path.dirname(main_path)
         self.files = files
         self.changed: Set[str] = set()
+        # path -> digest of the bytes read (None: the file did not exist), so
+        # an edit never overwrites a change made on disk since.
+        self.read_digests: Dict[str, Optional[bytes]] = {}
         self._servers: Optional[List[lookup.Server]] = None  # cleared by every edit
         # Include directive -> files, so lookups do not glob the disk again;
         # cleared when a file is added.
@@ -43,25 +47,38 @@ class Config:
         """
         config = cls(os.path.abspath(main_path), {})
         config.files[config.main_path] = config._read(config.main_path, None)
-        config._load_includes(config.files[config.main_path].children, 0)
+        config._load_includes(config.main_path, ())
         return config
 
     def _read(self, path: str, where: Optional[Node]) -> ConfigText:
         try:
-            return parser.parse_file(path)
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError as err:
             origin = f" (included from {where.file}:{where.line})" if where else ""
             raise ConfigError(f"cannot read {path}{origin}: {err.strerror}") from err
+        self.read_digests[path] = hashlib.sha256(data).digest()
+        return parser.parse(parser.decode(data), path)
 
-    def _load_includes(self, nodes: List[Node], depth: int) -> None:
-        if depth > _MAX_INCLUDE_DEPTH:
-            raise ConfigError("include nesting is too deep (an include loop?)")
-        for node in parser.walk(nodes):
+    def _load_includes(self, path: str, chain: Tuple[Node, ...]) -> None:
+        """Load the files path includes, depth first.  chain: the include
+        directives that led to path.  A file that includes itself, directly
+        or through others, would include itself forever: nginx fails on it."""
+        if len(chain) > _MAX_INCLUDE_DEPTH:
+            raise ConfigError(f"includes nest more than {_MAX_INCLUDE_DEPTH} deep at "
+                              f"{chain[-1].file}:{chain[-1].line}")
+        for node in parser.walk(self.files[path].children):
             if node.name == "include" and node.children is None and node.args:
-                for path in self.include_paths(node):
-                    if path not in self.files:
-                        self.files[path] = self._read(path, node)
-                        self._load_includes(self.files[path].children, depth + 1)
+                for included in self.include_paths(node):
+                    stack = [link.file for link in chain] + [path]
+                    if included in stack:
+                        links = [*chain, node][stack.index(included):]
+                        loop = " -> ".join(f"{link.file}:{link.line}" for link in links)
+                        raise ConfigError(f"include loop: {loop} -> {included} includes "
+                                          "itself again; nginx cannot load this")
+                    if included not in self.files:
+                        self.files[included] = self._read(included, node)
+                        self._load_includes(included, (*chain, node))
 
     def include_pattern(self, node: Node) -> str:
         """An include's argument as an absolute path (or glob)."""
@@ -150,6 +167,7 @@ class Config:
     def add_file(self, path: str, conf: ConfigText) -> None:
         """Register a file the plugin creates; it is written on save."""
         self.files[path] = conf
+        self.read_digests.setdefault(path, None)  # must not exist when saved
         self._included.clear()  # a glob may match the new file once it is saved
         self.mark_changed(path)
 
@@ -161,11 +179,32 @@ class Config:
     def render(self, path: str) -> bytes:
         return parser.encode(parser.dump(self.files[path]))
 
+    def check_unchanged(self) -> None:
+        """Raise ConfigError when a file to be written changed on disk since
+        it was read (a hand edit made meanwhile), or a file to be created
+        exists now: writing would lose that change."""
+        for path in sorted(self.changed):
+            try:
+                with open(path, "rb") as f:
+                    now: Optional[bytes] = hashlib.sha256(f.read()).digest()
+            except FileNotFoundError:
+                now = None
+            except OSError as err:
+                raise ConfigError(f"cannot read {path}: {err.strerror}") from err
+            if now != self.read_digests.get(path):
+                what = "was created" if self.read_digests.get(path) is None else "changed"
+                raise ConfigError(f"{path} {what} on disk while certbot was running; "
+                                  "not overwriting that change")
+
     def save(self) -> List[str]:
-        """Write every changed file atomically; returns the paths written."""
+        """Write every changed file atomically; returns the paths written.
+        Nothing is written when one of them changed on disk since read."""
+        self.check_unchanged()
         written = []
         for path in sorted(self.changed):
-            write_atomic(path, self.render(path))
+            data = self.render(path)
+            write_atomic(path, data)
+            self.read_digests[path] = hashlib.sha256(data).digest()
             written.append(path)
         self.changed.clear()
         return written

@@ -168,16 +168,19 @@ def mark_line_after(owner, index: int) -> None:
 def mark_block(owner, index: int) -> None:
     """Mark every line of the block at owner.children[index] (its opening
     and closing lines and every directive in it) that carries no comment."""
-    block = owner.children[index]
-    mark_line_after(owner, index + 1)  # the closing brace's line
-    if block.children is None:
-        return
-    mark_line_after(block, 0)  # the opening line
-    for i, child in enumerate(block.children):
-        if child.children is not None:
-            mark_block(block, i)
-        else:
-            mark_line_after(block, i + 1)
+    pending = [(owner, index)]  # iterative: blocks may nest deeply
+    while pending:
+        owner, index = pending.pop()
+        block = owner.children[index]
+        mark_line_after(owner, index + 1)  # the closing brace's line
+        if block.children is None:
+            continue
+        mark_line_after(block, 0)  # the opening line
+        for i, child in enumerate(block.children):
+            if child.children is not None:
+                pending.append((block, i))
+            else:
+                mark_line_after(block, i + 1)
 
 
 def copy_after(owner, index: int, newline: str) -> Node:

@@ -1,25 +1,31 @@
-"""Run nginx: test its configuration, reload it, and see what it serves.
+"""Run nginx: test its configuration, read its build, and signal its master.
 
 Reload is a SIGHUP to the running master, never a start or restart: a master
-the plugin started would live outside the service manager.  After a reload
-nothing sleeps a fixed time; callers poll what nginx serves until it shows
-the new configuration, with a deadline.
+the plugin started would live outside the service manager.  The pid file is
+not trusted: before every signal the process it names must be the master of
+this nginx binary, so a stale pid file never signals an unrelated process.
+After a reload nothing sleeps a fixed time; callers poll what nginx serves
+(see probes) until it shows the new configuration, with a deadline.
 """
-import http.client
 import os
 import re
 import shlex
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import time
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 from certbot_nginx_webroot import parser
 
 POLL_INTERVAL = 0.02
+# `nginx -t` resolves every upstream host name: a resolver that does not
+# answer would otherwise stall certbot (and the renewal timer) forever.
+COMMAND_TIMEOUT = 60.0
+# How nginx titles its master process (ngx_setproctitle), then its command line.
+MASTER_TITLE = b"nginx: master process "
+# As nginx writes a pid file: decimal digits and a newline.
+_PID_TEXT = re.compile(rb"[0-9]{1,10}\n?")
 
 # nginx 1.25.1 made HTTP/2 a per-server `http2 on;` and deprecated the
 # per-address `listen ... http2`; older versions know only the listen flag.
@@ -68,6 +74,10 @@ class NginxError(RuntimeError):
     """nginx is missing, rejects its configuration, or does not answer."""
 
 
+class NotRunning(NginxError):
+    """No master of this nginx runs (per its pid file); nothing was signalled."""
+
+
 class Nginx:
     """The nginx binary ``ctl`` with the main configuration ``conf_path``."""
 
@@ -84,25 +94,32 @@ class Nginx:
         return found
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([self.binary(), "-c", self.conf_path, *args],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, errors="replace", check=False)
+        command = [self.binary(), *args]
+        try:
+            return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, errors="replace", check=False,
+                                  timeout=COMMAND_TIMEOUT)
+        except subprocess.TimeoutExpired as err:
+            raise NginxError(f"{' '.join(command)} did not finish within "
+                             f"{COMMAND_TIMEOUT:.0f} s (a DNS resolver that does not "
+                             "answer?); it was stopped") from err
+        except OSError as err:
+            raise NginxError(f"cannot run {command[0]}: {err.strerror}") from err
 
     def test(self) -> None:
         """``nginx -t``; raises NginxError with nginx's own complaint."""
-        proc = self._run("-t")
+        proc = self._run("-c", self.conf_path, "-t")
         if proc.returncode != 0:
             raise NginxError("nginx -t failed: " + _first_problem(proc.stderr + proc.stdout))
 
     def build_info(self) -> BuildInfo:
         """``nginx -V``, asked once."""
         if self._build_info is None:
-            proc = subprocess.run([self.binary(), "-V"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, errors="replace",
-                                  check=False)
+            proc = self._run("-V")
+            output = proc.stderr + proc.stdout
             if proc.returncode != 0:
-                raise NginxError(f"{self.binary()} -V failed: {proc.stdout.strip()}")
-            self._build_info = parse_build_info(proc.stdout)
+                raise NginxError(f"{self.binary()} -V failed: {_first_problem(output)}")
+            self._build_info = parse_build_info(output)
         return self._build_info
 
     def compiled_paths(self) -> Tuple[str, str]:
@@ -127,14 +144,42 @@ class Nginx:
         return self.compiled_paths()[1]
 
     def master_pid(self) -> int:
+        """The pid of this nginx's running master, read from its pid file and
+        checked (see master_problem); raises NotRunning otherwise."""
         path = self.pid_path()
         try:
-            with open(path, encoding="ascii") as f:
-                pid = int(f.read().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError) as err:
-            raise NginxError(f"nginx is not running (no live master in pid file {path}); "
-                             "start it with your service manager, then rerun") from err
+            with open(path, "rb") as f:
+                text = f.read(64)
+        except OSError as err:
+            raise NotRunning(f"nginx is not running (cannot read its pid file {path}: "
+                             f"{err.strerror})") from err
+        pid = int(text) if _PID_TEXT.fullmatch(text) else 0
+        if pid <= 1:  # 0, 1 (init) and garbage are never nginx's master
+            raise NotRunning(f"nginx is not running: its pid file {path} holds "
+                             f"{text.decode(errors='replace').strip()[:20]!r}, not the pid "
+                             "of a master process; nothing was signalled")
+        problem = master_problem(pid, self.binary())
+        if problem:
+            raise NotRunning(f"nginx is not running: pid {pid} from its pid file {path} "
+                             f"{problem}; nothing was signalled")
+        return pid
+
+    def signal_master(self, signum: int) -> int:
+        """Send signum to the checked master; returns its pid.  Where the
+        kernel has pidfds, the process checked is the process signalled even
+        if it exits and its pid is reused in between."""
+        pid = self.master_pid()
+        try:
+            pidfd = os.pidfd_open(pid)  # type: ignore[attr-defined]
+        except (AttributeError, OSError):
+            os.kill(pid, signum)
+            return pid
+        try:
+            if self.master_pid() != pid:  # checked again, now that pidfd pins it
+                raise NotRunning(f"nginx's master changed while being signalled (pid {pid})")
+            signal.pidfd_send_signal(pidfd, signum)  # type: ignore[attr-defined]
+        finally:
+            os.close(pidfd)
         return pid
 
     def reload(self, timeout: float = 30.0) -> None:
@@ -144,7 +189,7 @@ class Nginx:
         or is "shutting down" (it closed its listening sockets then)."""
         pid = self.master_pid()
         before = set(children_of(pid))
-        os.kill(pid, signal.SIGHUP)
+        self.signal_master(signal.SIGHUP)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             now = children_of(pid)
@@ -154,6 +199,47 @@ class Nginx:
             time.sleep(POLL_INTERVAL)
         raise NginxError(f"nginx (pid {pid}) did not start workers with the new "
                          f"configuration within {timeout:.0f} s; see its error log")
+
+
+def master_problem(pid: int, binary: str) -> Optional[str]:
+    """Why pid is not the master process of the nginx binary, None when it
+    is: its executable must be the binary (an upgrade that replaced the file
+    leaves "(deleted)" on it) and its title nginx's master title.  A wrapper
+    script runs some other executable, so for one only the title counts.
+    nginx writes its pid file just before it retitles itself, so a process
+    of this binary gets a moment to do so."""
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except FileNotFoundError:
+        return "is not a running process (a stale pid file)"
+    except OSError as err:  # EACCES: another user's process
+        return f"cannot be inspected ({err.strerror})"
+    exe = exe[:-len(" (deleted)")] if exe.endswith(" (deleted)") else exe
+    ours = os.path.realpath(binary) == os.path.realpath(exe) or _is_script(binary)
+    deadline = time.monotonic() + (1.0 if ours else 0)
+    while True:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read(4096)
+        except OSError:
+            return "is not a running process (a stale pid file)"
+        if title.startswith(MASTER_TITLE) or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_INTERVAL)
+    if not title.startswith(MASTER_TITLE):
+        shown = title.replace(b"\0", b" ").decode(errors="replace").strip()[:60]
+        return f"is not an nginx master process ({shown or 'no command line'!r})"
+    if not ours:
+        return f"is the master of {exe}, not of {binary}"
+    return None
+
+
+def _is_script(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return False
 
 
 def _first_problem(output: str) -> str:
@@ -183,57 +269,3 @@ def children_of(pid: int) -> Dict[int, str]:
             except OSError:
                 continue
     return found
-
-
-def connect_host(addr: str) -> str:
-    """A host to connect to for a listen address ("*" means any)."""
-    if addr == "*":
-        return "127.0.0.1"
-    if addr == "[::]":
-        return "::1"
-    return addr.strip("[]")
-
-
-def fetch(host: str, addr: str, port: int, path: str,
-          timeout: float = 5.0) -> Tuple[int, bytes]:
-    """GET path from addr:port with Host: host; (status, body)."""
-    conn = http.client.HTTPConnection(connect_host(addr), port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Host": host, "Connection": "close",
-                                           "User-Agent": "certbot-nginx-webroot self-check"})
-        resp = conn.getresponse()
-        return resp.status, resp.read(65536)
-    finally:
-        conn.close()
-
-
-def served_certificate(sni: str, addr: str, port: int, timeout: float = 5.0) -> bytes:
-    """DER of the certificate served to a TLS client asking for sni."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((connect_host(addr), port), timeout=timeout) as sock:
-        with context.wrap_socket(sock, server_hostname=sni) as tls:
-            return tls.getpeercert(binary_form=True) or b""
-
-
-def wait_until(check: Callable[[], bool], timeout: float) -> bool:
-    """Poll check until it returns True or timeout passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return True
-        except (OSError, http.client.HTTPException, ssl.SSLError):
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_INTERVAL)
-
-
-def first_certificate_der(pem_path: str) -> Optional[bytes]:
-    """DER of the first certificate in a PEM file (the leaf of a fullchain)."""
-    with open(pem_path, encoding="ascii") as f:
-        text = f.read()
-    m = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
-    return ssl.PEM_cert_to_DER_cert(m.group(0)) if m else None

@@ -231,18 +231,27 @@ def _read_directive(text: str, pos: int, path: str):
 
 
 def dump_nodes(nodes: List[Node], tail: str, out: List[str]) -> None:
-    """Append the source text of nodes (and the trailing trivia) to out."""
+    """Append the source text of nodes (and the trailing trivia) to out.
+    Iterative, so any nesting depth nginx accepts dumps."""
     append = out.append
-    for node in nodes:
-        append(node.before)
-        append(node.raw)
-        if node.children is not None:
-            dump_nodes(node.children, node.tail, out)
-            append("}")
-        elif node.opaque is not None:
-            append(node.opaque)
-            append("}")
-    append(tail)
+    # (children still to dump, trivia after them, whether a "}" closes them)
+    stack = [(iter(nodes), tail, False)]
+    while stack:
+        pending, after, closes = stack[-1]
+        for node in pending:
+            append(node.before)
+            append(node.raw)
+            if node.children is not None:
+                stack.append((iter(node.children), node.tail, True))
+                break
+            if node.opaque is not None:
+                append(node.opaque)
+                append("}")
+        else:
+            stack.pop()
+            append(after)
+            if closes:
+                append("}")
 
 
 def dump(conf: ConfigText) -> str:
@@ -276,11 +285,17 @@ def parse_file(path: str) -> ConfigText:
 
 
 def walk(nodes: List[Node]) -> Iterator[Node]:
-    """Every node under nodes, depth first, in source order (no includes)."""
-    for node in nodes:
-        yield node
-        if node.children is not None:
-            yield from walk(node.children)
+    """Every node under nodes, depth first, in source order (no includes).
+    Iterative, so any nesting depth nginx accepts walks."""
+    stack = [iter(nodes)]
+    while stack:
+        for node in stack[-1]:
+            yield node
+            if node.children is not None:
+                stack.append(iter(node.children))
+                break
+        else:
+            stack.pop()
 
 
 # One way to match each character, so a near miss fails fast.

@@ -15,11 +15,12 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from acme import challenges
-from certbot import errors, interfaces
+from certbot import errors, interfaces, util
 from certbot.plugins import common
 
 if TYPE_CHECKING:
     from certbot_nginx_webroot import lookup
+    from certbot_nginx_webroot.challenge_files import ChallengeFiles
     from certbot_nginx_webroot.config import Config
 
 
@@ -38,9 +39,11 @@ def _lazy_module(name: str):
     return module
 
 
+challenge_files = _lazy_module("certbot_nginx_webroot.challenge_files")
 nginx_config = _lazy_module("certbot_nginx_webroot.config")
 nginxctl = _lazy_module("certbot_nginx_webroot.nginxctl")
 parser = _lazy_module("certbot_nginx_webroot.parser")
+probes = _lazy_module("certbot_nginx_webroot.probes")
 renewal_run = _lazy_module("certbot_nginx_webroot.renewal_run")
 sites = _lazy_module("certbot_nginx_webroot.sites")
 tls = _lazy_module("certbot_nginx_webroot.tls")
@@ -77,9 +80,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._config: Optional[Config] = None
-        self._created_files: List[str] = []
-        self._created_dirs: List[str] = []
-        self._validations: Dict[str, bytes] = {}  # token -> file content
+        self._challenges: Optional[ChallengeFiles] = None  # this run's challenge files
+        self._tested_before_edit = False  # nginx -t passed on the unedited config
         self._expected: Dict[str, str] = {}  # name -> fullchain it must serve
         self._lineage: Optional[str] = None  # the lineage certbot renew deploys
         self._live = False  # nginx runs what is on disk; nothing changed since
@@ -101,10 +103,27 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.NoInstallationError(
                 f"no nginx configuration at {self._main_conf()}; "
                 "set --nginx-webroot-server-root")
+        self._lock_server_root()
         try:
             self._tls_snippet(create=False)  # a newer shipped version replaces an unedited one
         except errors.PluginError as err:
             logger.warning("%s", err)
+
+    def _lock_server_root(self) -> None:
+        """Hold certbot's lock on the server root until certbot exits, so
+        one run's read-edit-reload cycle is never interleaved with
+        another's (two runs with their own config dirs are not serialized
+        by certbot's own locks).  It is the lock file certbot's nginx plugin
+        takes too, so the two plugins exclude each other."""
+        server_root = self.conf("server-root")
+        try:
+            util.lock_dir_until_exit(server_root)
+        except errors.LockError as err:
+            raise errors.PluginError(
+                f"cannot lock {server_root}: another certbot run is using this nginx "
+                "configuration; rerun when it has finished") from err
+        except OSError as err:  # a read-only server root: nothing here can edit it either
+            logger.debug("Not locking %s: %s", server_root, err)
 
     def _webroot(self) -> str:
         return os.path.abspath(self.conf("path"))
@@ -142,47 +161,45 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 "from the internet.")
 
     def perform(self, achalls: list) -> list:
-        responses = [self._write_challenge(achall) for achall in achalls]
+        self._challenges = challenge_files.ChallengeFiles(self._webroot())
         try:
+            responses = [self._write_challenge(achall) for achall in achalls]
             loopback = [("*", self.config.http01_port)]
             if not self._all_served(achalls, {achall_name(a): loopback for a in achalls}):
                 names = sorted({achall_name(a) for a in achalls})
+                if self.config.dry_run:
+                    self._dry_run_needs_location(achalls, names)
+                self._nginx_must_run()  # before any edit: the edit would need a reload
                 reloaded = self._ensure_challenge_locations(names)
                 targets = {name: self._config_targets(name) for name in names}
-                if not nginxctl.wait_until(lambda: self._all_served(achalls, targets),
-                                           SELF_CHECK_TIMEOUT if reloaded else 0):
+                if not probes.wait_until(lambda: self._all_served(achalls, targets),
+                                         SELF_CHECK_TIMEOUT if reloaded else 0):
                     self._nginx_must_run()
                     raise errors.PluginError(self._not_served_report(achalls, targets))
         except BaseException:
-            self._remove_challenge_files()
+            self._challenges.remove_all()
             raise
         return responses
 
     def _write_challenge(self, achall: Any) -> Any:
         response, validation = achall.response_and_validation()
-        directory = os.path.join(self._webroot(), challenges.HTTP01.URI_ROOT_PATH)
-        old_umask = os.umask(0o022)
         try:
-            missing = []
-            probe = directory
-            while not os.path.isdir(probe):
-                missing.append(probe)
-                probe = os.path.dirname(probe)
-            for new_dir in reversed(missing):
-                os.mkdir(new_dir, 0o755)
-                self._created_dirs.append(new_dir)
-            target = os.path.join(directory, achall.chall.encode("token"))
-            with open(target, "wb") as f:
-                f.write(validation.encode())
-            self._validations[achall.chall.encode("token")] = validation.encode()
-            os.chmod(target, 0o644)
-        except OSError as err:
-            raise errors.PluginError(f"cannot write the challenge file under "
-                                     f"{self._webroot()}: {err}") from err
-        finally:
-            os.umask(old_umask)
-        self._created_files.append(target)
+            self._challenges.write(achall.chall.encode("token"), validation.encode())
+        except challenge_files.ChallengeFileError as err:
+            raise errors.PluginError(str(err)) from err
         return response
+
+    def _dry_run_needs_location(self, achalls: list, names: List[str]) -> None:
+        """A dry run changes nothing a user can see, so it does not add the
+        challenge location: say so, and what the first real run will do."""
+        targets = {name: self._config_targets(name) for name in names}
+        if self._all_served(achalls, targets):
+            return  # served where the config listens, though not on loopback
+        self._nginx_must_run()
+        raise errors.PluginError(
+            "this dry run changes no nginx configuration, and nginx does not serve the "
+            f"challenge path for {', '.join(names)} yet; the first real run adds the "
+            f"challenge location there (one edit, one reload); nothing was changed")
 
     def _nginx_must_run(self) -> None:
         """Say so plainly when the reason nothing is served is that nginx is
@@ -190,7 +207,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         try:
             self._nginx().master_pid()
         except nginxctl.NginxError as err:
-            raise errors.PluginError(str(err)) from err
+            raise errors.PluginError(
+                f"{err}; start it with your service manager, then rerun") from err
 
     def _config_targets(self, name: str) -> List[Tuple[str, int]]:
         """Where nginx listens for name on the HTTP port, per the config."""
@@ -199,10 +217,10 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         return sorted(targets) or [("*", port)]
 
     def _served(self, achall: Any, addr: str, port: int) -> Tuple[bool, str]:
-        expected = self._validations[achall.chall.encode("token")]
+        expected = self._challenges.content(achall.chall.encode("token"))
         try:
-            status, body = nginxctl.fetch(achall_name(achall), addr, port, achall.chall.path)
-        except OSError as err:
+            status, body = probes.fetch(achall_name(achall), addr, port, achall.chall.path)
+        except probes.PROBE_ERRORS as err:  # e.g. something that is not HTTP answers
             return False, f"{err.__class__.__name__}: {err}"
         if status == 200 and body.strip() == expected:
             return True, "ok"
@@ -221,27 +239,13 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 ok, detail = self._served(achall, addr, port)
                 if not ok:
                     problems.append(f"http://{name}{achall.chall.path} via "
-                                    f"{nginxctl.connect_host(addr)}:{port}: {detail}")
+                                    f"{probes.connect_host(addr)}:{port}: {detail}")
         return ("nginx does not serve the challenge files, so the CA was not asked to "
                 "validate: " + "; ".join(problems))
 
     def cleanup(self, achalls: list) -> None:
-        self._remove_challenge_files()
-
-    def _remove_challenge_files(self) -> None:
-        while self._created_files:
-            path = self._created_files.pop()
-            try:
-                os.remove(path)
-            except FileNotFoundError:
-                pass
-        self._validations.clear()
-        while self._created_dirs:
-            path = self._created_dirs.pop()
-            try:
-                os.rmdir(path)
-            except OSError:
-                logger.debug("Challenge directory %s was not empty; left it", path)
+        if self._challenges is not None:
+            self._challenges.remove_all()
 
     def _ensure_challenge_locations(self, names: List[str]) -> bool:
         """Make every block answering names serve the challenge location;
@@ -389,6 +393,12 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
 
     def _save_checkpoint(self, config: Config, notes: str, finalize: bool,
                          temporary: bool = False) -> None:
+        self._test_before_first_edit()
+        try:
+            config.check_unchanged()
+        except nginx_config.ConfigError as err:
+            self._config = None
+            raise errors.PluginError(f"{err}; nothing was written, rerun") from err
         new = [p for p in config.changed if not os.path.exists(p)]
         old = {os.path.realpath(p) for p in config.changed if os.path.exists(p)}
         if new:
@@ -397,10 +407,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             self.add_to_checkpoint(old, notes, temporary)
         try:
             config.save()
-        except OSError as err:
+        except (OSError, nginx_config.ConfigError) as err:
             self._config = None
             self.recovery_routine()
-            raise errors.PluginError(f"cannot write the nginx configuration: {err}") from err
+            raise errors.PluginError(f"cannot write the nginx configuration: {err}; "
+                                     "the configuration was restored") from err
         try:
             self._nginx().test()
         except nginxctl.NginxError as err:
@@ -410,14 +421,35 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         if finalize:
             self.finalize_checkpoint(notes)
 
+    def _test_before_first_edit(self) -> None:
+        """nginx -t on the configuration as found, before the run's first
+        write: a configuration that already fails is not the plugin's to
+        edit, and must be left exactly as it is."""
+        if self._tested_before_edit:
+            return
+        try:
+            self._nginx().test()
+        except nginxctl.NginxError as err:
+            self._config = None
+            raise errors.PluginError(
+                f"the nginx configuration already fails before any change ({err}); "
+                "nothing was changed; fix it, then rerun") from err
+        self._tested_before_edit = True
+
     def rollback_checkpoints(self, rollback: int = 1) -> None:
         super().rollback_checkpoints(rollback)
-        self._config = None
-        self._live = False
+        self._rolled_back()
 
     def recovery_routine(self) -> None:
         super().recovery_routine()
+        self._rolled_back()
+
+    def _rolled_back(self) -> None:
+        """Forget what the undone edits meant: the tree read before them and
+        the certificates they installed (restart() must not wait for those)."""
         self._config = None
+        self._expected.clear()
+        self._live = False
 
     def config_test(self) -> None:
         try:
@@ -445,8 +477,16 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                         self._lineage)
             self._expected = {}
             return
+        nginx = self._nginx()
         try:
-            self._nginx().test()
+            nginx.test()
+            nginx.master_pid()
+        except nginxctl.NotRunning as err:
+            # The edit stays: it passed nginx -t, and nginx reads it when it starts.
+            logger.warning("%s. The configuration passed nginx -t and takes effect when "
+                           "nginx starts; start it with your service manager.", err)
+            self._expected.clear()
+            return
         except nginxctl.NginxError as err:
             raise errors.MisconfigurationError(str(err)) from err
         self._reload()
@@ -497,7 +537,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         port = self.config.https_port
         for name, fullchain in sorted(self._expected.items()):
             try:
-                expected = nginxctl.first_certificate_der(fullchain)
+                expected = probes.first_certificate_der(fullchain)
             except OSError as err:
                 raise errors.PluginError(f"cannot read {fullchain}: {err}") from err
             if self._served_on_loopback(name, port) == expected:
@@ -505,10 +545,10 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             targets = self._tls_targets(name, fullchain)
 
             def serves_it(name=name, expected=expected, targets=targets) -> bool:
-                return all(nginxctl.served_certificate(name, addr, target_port) == expected
+                return all(probes.served_certificate(name, addr, target_port) == expected
                            for addr, target_port in targets)
-            if not nginxctl.wait_until(serves_it, LIVE_TIMEOUT):
-                where = ", ".join(f"{nginxctl.connect_host(a)}:{p}" for a, p in targets)
+            if not probes.wait_until(serves_it, LIVE_TIMEOUT):
+                where = ", ".join(f"{probes.connect_host(a)}:{p}" for a, p in targets)
                 raise errors.PluginError(
                     f"nginx reloaded but does not serve {fullchain} for {name} on {where} "
                     f"after {LIVE_TIMEOUT:.0f} s; check its error log")
@@ -520,7 +560,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         answers.  After the reload only the new workers take connections, so
         one handshake settles the common case without parsing the config."""
         try:
-            return nginxctl.served_certificate(name, "*", port, timeout=2)
+            return probes.served_certificate(name, "*", port, timeout=2)
         except OSError:
             return None
 

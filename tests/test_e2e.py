@@ -13,7 +13,7 @@ import configobj
 import pytest
 
 import lab
-from certbot_nginx_webroot import nginxctl
+from certbot_nginx_webroot import nginxctl, probes
 
 pytestmark = [
     pytest.mark.e2e,
@@ -294,7 +294,7 @@ server {
 }
 """ % (certbot.live("moved.example"), certbot.live("moved.example", "privkey.pem")))
     subprocess.run(reload_hook.split(), check=True)
-    assert nginxctl.wait_until(lambda: lab.served_cert_der("moved.example")
+    assert probes.wait_until(lambda: lab.served_cert_der("moved.example")
                                == lab.leaf_der(certbot.live("moved.example")), 10)
     before = nginx.snapshot()
 

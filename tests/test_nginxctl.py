@@ -4,7 +4,7 @@ import os
 import pytest
 
 import lab
-from certbot_nginx_webroot import nginxctl
+from certbot_nginx_webroot import nginxctl, probes
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(lab.nginx_binary()) and not os.environ.get("CI"),
@@ -52,7 +52,7 @@ def test_reload_waits_for_the_new_workers_only(server):
         ctl.reload(timeout=10)
         # right after reload() returns, every new connection gets the new config
         for _ in range(20):
-            assert nginxctl.fetch("x", "127.0.0.1", lab.HTTP_PORT, "/") == (200, b"two\n")
+            assert probes.fetch("x", "127.0.0.1", lab.HTTP_PORT, "/") == (200, b"two\n")
         assert server.reloads() == 1
         assert set(nginxctl.children_of(server.master_pid())) - old
     finally:
@@ -67,7 +67,7 @@ def test_reload_with_a_config_nginx_rejects_times_out_with_a_clear_error(server)
         with pytest.raises(nginxctl.NginxError) as err:
             nginxctl.Nginx(lab.nginx_binary(), server.conf).reload(timeout=1)
         assert "did not start workers" in str(err.value)
-        assert nginxctl.fetch("x", "127.0.0.1", lab.HTTP_PORT, "/")[0] == 404  # still serving
+        assert probes.fetch("x", "127.0.0.1", lab.HTTP_PORT, "/")[0] == 404  # still serving
     finally:
         server.stop()
 

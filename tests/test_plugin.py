@@ -11,7 +11,7 @@ import pytest
 from acme import challenges
 from certbot import errors
 
-from certbot_nginx_webroot import edit, nginxctl, plugin, sites, tls
+from certbot_nginx_webroot import edit, nginxctl, plugin, probes, sites, tls
 from certbot_nginx_webroot.config import Config
 
 
@@ -26,7 +26,8 @@ class FakeNginx:
         self.conf_dir = conf_dir
         self.tests = 0
         self.reloads = 0
-        self.fail_test = None
+        self.fail_test = None  # nginx -t fails once the plugin edited a file
+        self.broken = None  # nginx -t fails whatever is on disk
         self.serving = ""  # config text loaded at the last reload
         self.running = True
         self.version_output = nginx_v("1.22.1", http2=True)  # what `nginx -V` prints
@@ -36,11 +37,13 @@ class FakeNginx:
         monkeypatch.setattr(nginxctl.Nginx, "test", self.test)
         monkeypatch.setattr(nginxctl.Nginx, "reload", self.reload)
         monkeypatch.setattr(nginxctl.Nginx, "master_pid", self.master_pid)
-        monkeypatch.setattr(nginxctl, "fetch", self.fetch)
+        monkeypatch.setattr(probes, "fetch", self.fetch)
 
     def test(self, *_):
         self.tests += 1
-        if self.fail_test:
+        if self.broken:
+            raise nginxctl.NginxError(self.broken)
+        if self.fail_test and edit.MARK in self._loaded():
             raise nginxctl.NginxError(self.fail_test)
 
     def master_pid(self, *_):
@@ -78,7 +81,8 @@ def make_plugin(tmp_path, **conf):
         http01_port=80, https_port=443, config_dir=str(tmp_path / "le"),
         work_dir=str(tmp_path / "work"), backup_dir=str(tmp_path / "work/backups"),
         temp_checkpoint_dir=str(tmp_path / "work/temp"),
-        in_progress_dir=str(tmp_path / "work/progress"), strict_permissions=False)
+        in_progress_dir=str(tmp_path / "work/progress"), strict_permissions=False,
+        dry_run=False)
     values.update(conf)
     return plugin.NginxWebroot(types.SimpleNamespace(**values), "nginx-webroot")
 
@@ -124,7 +128,7 @@ def test_first_run_inserts_the_location_once_and_reloads_once(tmp_path, fake):
     root = write_conf(tmp_path, {"a.conf": PROXY})
     auth = make_plugin(tmp_path)
     assert auth.perform([achall("a.example")]) == ["response-a.example"]
-    assert (fake.tests, fake.reloads) == (1, 1)
+    assert (fake.tests, fake.reloads) == (2, 1)  # nginx -t before and after the edit
     text = (root / "sites/a.conf").read_text()
     assert text.count("location ^~ /.well-known/acme-challenge/ {  " + edit.MARK) == 1
     assert text.startswith("server {\n    listen 80;\n    server_name a.example;\n"
@@ -146,7 +150,7 @@ def test_renewal_needs_no_parse_edit_or_reload(tmp_path, fake):
     before = snapshot(root)
     auth = make_plugin(tmp_path)
     auth.perform([achall("a.example", 2)])
-    assert (fake.tests, fake.reloads) == (1, 1)  # still only the first run's
+    assert (fake.tests, fake.reloads) == (2, 1)  # still only the first run's
     assert auth._config is None  # never parsed
     assert snapshot(root) == before
 
@@ -311,7 +315,7 @@ def test_deploy_cert_makes_a_443_block_from_the_80_block(
         .replace("{2}", str(tmp_path / "le" / tls.SNIPPET_NAME))
         % ((edit.MARK,) * marks))
     assert "default_server" not in second
-    assert fake.tests == 1 and fake.reloads == 0
+    assert fake.tests == 2 and fake.reloads == 0
 
 
 def test_deploy_cert_replaces_the_certificate_in_an_existing_443_block(tmp_path, fake):

@@ -1,0 +1,67 @@
+"""What nginx serves, seen from outside: an HTTP GET with a Host header and
+a TLS handshake with SNI, on loopback or the addresses the config listens
+on.  Nothing here runs or signals nginx (that is nginxctl)."""
+import http.client
+import re
+import socket
+import ssl
+import time
+from typing import Callable, Optional, Tuple
+
+POLL_INTERVAL = 0.02
+# What a probe of a port that does not speak HTTP or TLS as expected raises.
+PROBE_ERRORS = (OSError, http.client.HTTPException, ssl.SSLError)
+
+
+def connect_host(addr: str) -> str:
+    """A host to connect to for a listen address ("*" means any)."""
+    if addr == "*":
+        return "127.0.0.1"
+    if addr == "[::]":
+        return "::1"
+    return addr.strip("[]")
+
+
+def fetch(host: str, addr: str, port: int, path: str,
+          timeout: float = 5.0) -> Tuple[int, bytes]:
+    """GET path from addr:port with Host: host; (status, body)."""
+    conn = http.client.HTTPConnection(connect_host(addr), port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host, "Connection": "close",
+                                           "User-Agent": "certbot-nginx-webroot self-check"})
+        resp = conn.getresponse()
+        return resp.status, resp.read(65536)
+    finally:
+        conn.close()
+
+
+def served_certificate(sni: str, addr: str, port: int, timeout: float = 5.0) -> bytes:
+    """DER of the certificate served to a TLS client asking for sni."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((connect_host(addr), port), timeout=timeout) as sock:
+        with context.wrap_socket(sock, server_hostname=sni) as tls:
+            return tls.getpeercert(binary_form=True) or b""
+
+
+def wait_until(check: Callable[[], bool], timeout: float) -> bool:
+    """Poll check until it returns True or timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return True
+        except PROBE_ERRORS:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL)
+
+
+def first_certificate_der(pem_path: str) -> Optional[bytes]:
+    """DER of the first certificate in a PEM file (the leaf of a fullchain)."""
+    with open(pem_path, encoding="ascii") as f:
+        text = f.read()
+    m = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
+    return ssl.PEM_cert_to_DER_cert(m.group(0)) if m else None
