@@ -482,10 +482,14 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             nginx.test()
             nginx.master_pid()
         except nginxctl.NotRunning as err:
-            # The edit stays: it passed nginx -t, and nginx reads it when it starts.
+            if self._expected:  # certbot rolls the install back, then calls restart again
+                raise errors.MisconfigurationError(
+                    f"{err}; so it cannot serve the new certificate for "
+                    f"{', '.join(sorted(self._expected))}") from err
+            # Nothing to make live (e.g. after that rollback): the configuration
+            # on disk passed nginx -t, and nginx reads it when it starts.
             logger.warning("%s. The configuration passed nginx -t and takes effect when "
                            "nginx starts; start it with your service manager.", err)
-            self._expected.clear()
             return
         except nginxctl.NginxError as err:
             raise errors.MisconfigurationError(str(err)) from err

@@ -45,10 +45,15 @@ def answering(config: Config, name: str, port: int,
 
 
 def challenge_location(root: str) -> str:
-    """The location block nginx serves challenge files through."""
+    """The location block nginx serves challenge files through: only the
+    files in it, all as text/plain (the empty types map; default_type alone
+    would still serve x.html as text/html), and nothing a symlink in the
+    directory points to (nginx checks each part below the root)."""
     return (f"location ^~ {CHALLENGE_PREFIX} {{  {edit.MARK}\n"
             f"    root {parser.quote(root)};  {edit.MARK}\n"
+            f"    types {{ }}  {edit.MARK}\n"
             f"    default_type text/plain;  {edit.MARK}\n"
+            f"    disable_symlinks on from=$document_root;  {edit.MARK}\n"
             f"    try_files $uri =404;  {edit.MARK}\n"
             f"}}  {edit.MARK}")
 

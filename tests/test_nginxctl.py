@@ -1,5 +1,8 @@
 """nginx control against the real binary (no certbot involved)."""
 import os
+import signal
+import subprocess
+import time
 
 import pytest
 
@@ -83,3 +86,89 @@ def test_pid_path_from_the_main_file_or_the_binary(tmp_path, main, expected):
     ctl = nginxctl.Nginx(lab.nginx_binary(), str(conf))
     prefix, default = ctl.compiled_paths()
     assert ctl.pid_path() == expected.format(prefix=prefix.rstrip("/"), default=default)
+
+
+@pytest.mark.parametrize("text", ["-1", "0", "1", "1\n", "+1", "1_0", " 12", "12 ", "0x10",
+                                  "abc", "", "99999999999"])
+def test_a_pid_file_that_names_no_master_signals_nothing(server, text):
+    pid_file = os.path.join(server.prefix, "nginx.pid")
+    with open(pid_file, "w") as f:
+        f.write(text)
+    try:
+        ctl = nginxctl.Nginx(lab.nginx_binary(), server.conf)
+        for act in (ctl.master_pid, lambda: ctl.signal_master(signal.SIGHUP), ctl.reload):
+            with pytest.raises(nginxctl.NotRunning) as err:
+                act()
+            assert "nginx is not running" in str(err.value) and "\n" not in str(err.value)
+    finally:
+        os.remove(pid_file)  # -1 would be every process to a careless reader
+
+
+@pytest.fixture
+def bystander():
+    """A process that is not nginx; SIGHUP would end it."""
+    proc = subprocess.Popen(["sleep", "60"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_stale_pid_file_naming_another_process_signals_nothing(server, bystander):
+    with open(os.path.join(server.prefix, "nginx.pid"), "w") as f:
+        f.write(f"{bystander.pid}\n")
+    ctl = nginxctl.Nginx(lab.nginx_binary(), server.conf)
+    with pytest.raises(nginxctl.NotRunning) as err:
+        ctl.reload(timeout=1)
+    assert f"pid {bystander.pid}" in str(err.value) and "not an nginx master" in str(err.value)
+    assert "nothing was signalled" in str(err.value)
+    time.sleep(0.1)
+    assert bystander.poll() is None  # alive: it got no SIGHUP
+    os.remove(os.path.join(server.prefix, "nginx.pid"))
+
+
+def test_a_process_titled_like_a_master_of_another_binary_is_refused(server):
+    # `exec -a` gives sleep nginx's master title; its executable is still sleep.
+    proc = subprocess.Popen(["bash", "-c", 'exec -a "nginx: master process fake" sleep 60'])
+    try:
+        time.sleep(0.2)
+        with open(os.path.join(server.prefix, "nginx.pid"), "w") as f:
+            f.write(f"{proc.pid}\n")
+        with pytest.raises(nginxctl.NotRunning) as err:
+            nginxctl.Nginx(lab.nginx_binary(), server.conf).reload(timeout=1)
+        assert "not of" in str(err.value)
+        assert proc.poll() is None
+    finally:
+        os.remove(os.path.join(server.prefix, "nginx.pid"))
+        proc.kill()
+        proc.wait()
+
+
+def test_the_running_master_is_recognised_and_signalled(server):
+    server.start()
+    try:
+        ctl = nginxctl.Nginx(lab.nginx_binary(), server.conf)
+        assert ctl.signal_master(signal.SIGHUP) == server.master_pid()
+        assert probes.wait_until(lambda: server.reloads() == 1, 5)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def hanging_nginx(tmp_path, monkeypatch):
+    """An "nginx" that never finishes, as `nginx -t` does when the resolver
+    it asks for an upstream's address does not answer."""
+    binary = tmp_path / "nginx"
+    binary.write_text("#!/bin/sh\nexec sleep 30\n")
+    binary.chmod(0o755)
+    monkeypatch.setattr(nginxctl, "COMMAND_TIMEOUT", 0.5)
+    return nginxctl.Nginx(str(binary), str(tmp_path / "nginx.conf"))
+
+
+@pytest.mark.parametrize("ask", ["test", "build_info"])
+def test_a_hanging_nginx_command_times_out_with_a_clear_error(hanging_nginx, ask):
+    started = time.monotonic()
+    with pytest.raises(nginxctl.NginxError) as err:
+        getattr(hanging_nginx, ask)()
+    assert time.monotonic() - started < 5
+    assert "did not finish within 0 s" in str(err.value) or \
+        "did not finish within 1 s" in str(err.value)

@@ -4,7 +4,10 @@ The fake nginx serves a challenge file only from a server block whose saved
 config holds the challenge location, so these tests see what the plugin
 wrote, not what it meant to write.
 """
+import http.client
 import os
+import subprocess
+import sys
 import types
 
 import pytest
@@ -48,7 +51,7 @@ class FakeNginx:
 
     def master_pid(self, *_):
         if not self.running:
-            raise nginxctl.NginxError("nginx is not running (no live master in pid file x)")
+            raise nginxctl.NotRunning("nginx is not running (no live master in pid file x)")
         return 1
 
     def reload(self, *_):
@@ -390,3 +393,127 @@ def test_prepare_reports_a_missing_binary(tmp_path, monkeypatch):
     with pytest.raises(errors.NoInstallationError) as err:
         inst.prepare()
     assert "no-nginx" in str(err.value)
+
+
+def test_a_config_that_already_fails_nginx_t_is_not_touched(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    before = snapshot(root)
+    fake.broken = "nginx: [emerg] unknown directive \"proxy_passs\" in /x/a.conf:5"
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example")])
+    assert "already fails before any change" in str(err.value)
+    assert "/x/a.conf:5" in str(err.value) and "nothing was changed" in str(err.value)
+    assert snapshot(root) == before and (fake.tests, fake.reloads) == (1, 0)
+
+
+def test_a_program_that_is_not_http_is_reported_as_the_cause(tmp_path, fake, monkeypatch):
+    write_conf(tmp_path, {"a.conf": PROXY.replace("listen 80;", "listen 192.0.2.1:80;")})
+
+    def not_http(host, addr, port, path, timeout=5.0):
+        raise http.client.BadStatusLine("SSH-2.0-OpenSSH_9.2")
+    monkeypatch.setattr(probes, "fetch", not_http)
+    monkeypatch.setattr(plugin, "SELF_CHECK_TIMEOUT", 0.1)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example")])
+    assert "via 192.0.2.1:80: BadStatusLine: SSH-2.0-OpenSSH_9.2" in str(err.value)
+
+
+def test_a_hand_edit_made_during_the_run_is_not_overwritten(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
+    hand_edit = PROXY.replace("8080", "8081")
+    (root / "sites/a.conf").write_text(hand_edit)  # while the CA validated
+    with pytest.raises(errors.PluginError) as err:
+        inst.save("deploy")
+    assert f"{root}/sites/a.conf changed on disk" in str(err.value)
+    assert (root / "sites/a.conf").read_text() == hand_edit
+
+
+def test_include_loop_is_one_clear_line(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY + "include sites/a.conf;\n"})
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example")])
+    assert f"include loop: {root}/sites/a.conf:8 -> {root}/sites/a.conf" in str(err.value)
+
+
+def test_rollback_after_a_failed_live_check_restores_and_restarts_cleanly(
+        tmp_path, fake, monkeypatch):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    before = snapshot(root)
+    fullchain = tmp_path / "fullchain.pem"
+    fullchain.write_text("")
+    monkeypatch.setattr(plugin, "LIVE_TIMEOUT", 0.2)
+    monkeypatch.setattr(probes, "first_certificate_der", lambda path: b"new")
+    monkeypatch.setattr(probes, "served_certificate", lambda *a, **k: b"old")
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, str(fullchain))
+    inst.save("Deployed ACME Certificate")
+    with pytest.raises(errors.PluginError):
+        inst.restart()
+    # what certbot does next (client._rollback_and_restart)
+    inst.rollback_checkpoints()
+    inst.restart()  # must not wait for the certificate that was rolled back
+    assert snapshot(root) == before and fake.reloads == 2
+
+
+def test_install_while_nginx_is_stopped_is_rolled_back_and_says_so(tmp_path, fake, caplog):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    before = snapshot(root)
+    fake.running = False
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
+    inst.save("Deployed ACME Certificate")
+    with pytest.raises(errors.MisconfigurationError) as err:
+        inst.restart()
+    assert "nginx is not running" in str(err.value) and "a.example" in str(err.value)
+    inst.rollback_checkpoints()
+    inst.restart()  # certbot's restore then succeeds: nothing is waiting to be served
+    assert snapshot(root) == before and fake.reloads == 0
+    assert "takes effect when nginx starts" in caplog.text
+
+
+def test_dry_run_on_first_use_changes_nothing_and_says_what_a_real_run_does(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    before = snapshot(root)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path, dry_run=True).perform([achall("a.example")])
+    assert "dry run" in str(err.value) and "first real run adds" in str(err.value)
+    assert snapshot(root) == before and (fake.tests, fake.reloads) == (0, 0)
+    assert not (tmp_path / "webroot/.well-known").exists()
+
+
+def test_a_second_run_cannot_take_the_server_root_lock(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from certbot import util; util.lock_dir_until_exit(sys.argv[1]); "
+        "print('locked', flush=True); time.sleep(30)"), str(root)], stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(errors.PluginError) as err:
+            make_plugin(tmp_path).prepare()
+        assert f"cannot lock {root}: another certbot run" in str(err.value)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_every_added_line_is_marked_but_blank_and_copied_comment_lines(tmp_path, fake):
+    # What the README promises about the marker, line by line.
+    source = ("server {\n    listen 80;\n    server_name a.example;\n\n"
+              "    # the app\n    location / {\n        proxy_pass http://127.0.0.1:8080;"
+              "  # keep\n    }\n}\n")
+    root = write_conf(tmp_path, {"a.conf": source})
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
+    inst.save("deploy")
+    text = (root / "sites/a.conf").read_text()
+    assert text.startswith(source)
+    added = text[len(source):].split("\n")
+    copied_comments = {"    # the app"}
+    for line in added:
+        assert (not line.strip() or line in copied_comments
+                or line.endswith(edit.MARK) or line.endswith("# keep")), line
+    # the user's trailing comment is kept, not stacked with a mark
+    assert "        proxy_pass http://127.0.0.1:8080;  # keep" in added
