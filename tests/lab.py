@@ -126,6 +126,14 @@ class AcmeCA:
         wait_port("127.0.0.1", 8055)
         return self
 
+    def resolve(self, name: str, address: Optional[str]) -> None:
+        """Make the CA's DNS answer address for name (None: the default,
+        127.0.0.1)."""
+        path, body = (("/add-a", {"host": name + ".", "addresses": [address]}) if address
+                      else ("/clear-a", {"host": name + "."}))
+        urllib.request.urlopen(urllib.request.Request(
+            "http://127.0.0.1:8055" + path, data=json.dumps(body).encode()), timeout=5).close()
+
     def stop(self) -> None:
         for proc in self.procs:
             proc.terminate()
@@ -333,15 +341,21 @@ class Certbot:
     def plugin_args(self) -> List[str]:
         return self.installer_args() + ["--nginx-webroot-path", self.lab.webroot]
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = self.command
+    def start(self, *args: str) -> subprocess.Popen:
+        """certbot args, running; its output is text on stdout and stderr."""
         env = dict(os.environ, REQUESTS_CA_BUNDLE=self.acme.ca_bundle)
         # Installed packages have byte code; let an editable checkout have it too.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         # `renew` runs as a timer does: with what the renewal configuration
         # stored (certbot stores the http-01 port, not the HTTPS port).
-        proc = subprocess.run(cmd + list(args) + self.base_args(ports=args[0] != "renew"),
-                              capture_output=True, text=True, env=env)
+        return subprocess.Popen(
+            self.command + list(args) + self.base_args(ports=args[0] != "renew"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        running = self.start(*args)
+        stdout, stderr = running.communicate()
+        proc = subprocess.CompletedProcess(running.args, running.returncode, stdout, stderr)
         if check and proc.returncode != 0:
             raise AssertionError(f"certbot {' '.join(args)} exited {proc.returncode}:\n"
                                  f"{proc.stdout}\n{proc.stderr}")

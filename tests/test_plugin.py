@@ -256,6 +256,12 @@ def test_location_in_an_included_snippet_is_recognised(tmp_path, fake):
     "location ^~ /.well-known/acme-challenge/ { root {w}; }",
     "location /.well-known/acme-challenge { root {w}; }",
     "location /.well-known/ { alias {w}/.well-known/; }",
+    # the location 0.1.0 added (no types map, no disable_symlinks)
+    "location ^~ /.well-known/acme-challenge/ {  # certbot-nginx-webroot\n"
+    "        root {w};  # certbot-nginx-webroot\n"
+    "        default_type text/plain;  # certbot-nginx-webroot\n"
+    "        try_files $uri =404;  # certbot-nginx-webroot\n"
+    "    }  # certbot-nginx-webroot",
 ])
 def test_existing_equivalent_location_means_no_edit(tmp_path, fake, location):
     webroot = str(tmp_path / "webroot")
