@@ -154,6 +154,8 @@ class Nginx:
             raise NotRunning(f"nginx is not running (cannot read its pid file {path}: "
                              f"{err.strerror})") from err
         pid = int(text) if _PID_TEXT.fullmatch(text) else 0
+        if not text:  # `nginx -t` leaves it so when no nginx runs
+            raise NotRunning(f"nginx is not running (its pid file {path} is empty)")
         if pid <= 1:  # 0, 1 (init) and garbage are never nginx's master
             raise NotRunning(f"nginx is not running: its pid file {path} holds "
                              f"{text.decode(errors='replace').strip()[:20]!r}, not the pid "
@@ -242,10 +244,14 @@ def _is_script(path: str) -> bool:
         return False
 
 
+# What nginx puts before a logged message: "2026/11/29 08:15:13 [emerg] 27002#27002: ".
+_LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (\[\w+\]) \d+#\d+: ")
+
+
 def _first_problem(output: str) -> str:
     for line in output.splitlines():
         if "[emerg]" in line or "[crit]" in line or "[alert]" in line or "[error]" in line:
-            return line.strip()
+            return _LOG_PREFIX.sub(r"\1 ", line.strip())
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     return lines[0] if lines else "no output"
 
