@@ -523,3 +523,17 @@ def test_every_added_line_is_marked_but_blank_and_copied_comment_lines(tmp_path,
                 or line.endswith(edit.MARK) or line.endswith("# keep")), line
     # the user's trailing comment is kept, not stacked with a mark
     assert "        proxy_pass http://127.0.0.1:8080;  # keep" in added
+
+
+def test_a_deeply_nested_server_block_is_edited_and_copied(tmp_path, fake):
+    depth = 1500  # past Python's default recursion limit
+    nested = "    location /a {\n" * depth + "        return 204;\n" + "    }\n" * depth
+    root = write_conf(tmp_path, {"a.conf": PROXY.replace("    location / {", nested +
+                                                         "    location / {")})
+    inst = make_plugin(tmp_path)
+    inst.perform([achall("a.example")])
+    inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
+    inst.save("deploy")
+    text = (root / "sites/a.conf").read_text()
+    assert text.count("location /a {") == 2 * depth  # the :80 block and its HTTPS copy
+    assert text.count("location ^~ /.well-known/acme-challenge/") == 2
