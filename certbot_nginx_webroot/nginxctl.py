@@ -206,8 +206,8 @@ class Nginx:
 def master_problem(pid: int, binary: str) -> Optional[str]:
     """Why pid is not the master process of the nginx binary, None when it
     is: its executable must be the binary (an upgrade that replaced the file
-    leaves "(deleted)" on it) and its title nginx's master title.  A wrapper
-    script runs some other executable, so for one only the title counts.
+    leaves "(deleted)" on it), or one that the binary, a wrapper script,
+    names (e.g. a dynamic loader); and it must bear nginx's master title.
     nginx writes its pid file just before it retitles itself, so a process
     of this binary gets a moment to do so."""
     try:
@@ -217,7 +217,8 @@ def master_problem(pid: int, binary: str) -> Optional[str]:
     except OSError as err:  # EACCES: another user's process
         return f"cannot be inspected ({err.strerror})"
     exe = exe[:-len(" (deleted)")] if exe.endswith(" (deleted)") else exe
-    ours = os.path.realpath(binary) == os.path.realpath(exe) or _is_script(binary)
+    wrapped = _script_runs(binary, exe)
+    ours = wrapped or os.path.realpath(binary) == os.path.realpath(exe)
     deadline = time.monotonic() + (1.0 if ours else 0)
     while True:
         try:
@@ -225,10 +226,15 @@ def master_problem(pid: int, binary: str) -> Optional[str]:
                 title = f.read(4096)
         except OSError:
             return "is not a running process (a stale pid file)"
-        if title.startswith(MASTER_TITLE) or time.monotonic() >= deadline:
+        # Run through a loader (a wrapper script), nginx retitles its own argv,
+        # which follows the loader's: the kernel may show only the loader's
+        # path for the master, but its workers show their title.
+        titled = title.startswith(MASTER_TITLE) or (wrapped and any(
+            "nginx: worker process" in child for child in children_of(pid).values()))
+        if titled or time.monotonic() >= deadline:
             break
         time.sleep(POLL_INTERVAL)
-    if not title.startswith(MASTER_TITLE):
+    if not titled:
         shown = title.replace(b"\0", b" ").decode(errors="replace").strip()[:60]
         return f"is not an nginx master process ({shown or 'no command line'!r})"
     if not ours:
@@ -236,12 +242,18 @@ def master_problem(pid: int, binary: str) -> Optional[str]:
     return None
 
 
-def _is_script(path: str) -> bool:
+def _script_runs(path: str, exe: str) -> bool:
+    """Whether path is a script (#!) that names exe (through any symlink),
+    as the executable it runs."""
     try:
         with open(path, "rb") as f:
-            return f.read(2) == b"#!"
+            text = f.read(65536)
     except OSError:
         return False
+    if not text.startswith(b"#!"):
+        return False
+    named = re.findall(rb"/[^\s\"';]+", text)
+    return any(os.path.realpath(os.fsdecode(name)) == exe for name in named)
 
 
 # What nginx puts before a logged message: "2026/11/29 08:15:13 [emerg] 27002#27002: ".

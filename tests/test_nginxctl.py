@@ -1,5 +1,6 @@
 """nginx control against the real binary (no certbot involved)."""
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -172,3 +173,27 @@ def test_a_hanging_nginx_command_times_out_with_a_clear_error(hanging_nginx, ask
     assert time.monotonic() - started < 5
     assert "did not finish within 0 s" in str(err.value) or \
         "did not finish within 1 s" in str(err.value)
+
+
+def test_a_master_run_through_a_loader_by_a_wrapper_script_is_recognised(server, tmp_path):
+    # As .ci/newer-nginx runs nginx 1.26: a script that execs the dynamic
+    # loader with the binary.  The kernel shows only the loader's path as
+    # the master's command line; its workers show their title.
+    loader = "/lib64/ld-linux-x86-64.so.2"
+    if not os.path.exists(loader) or lab.nginx_binary() != shutil.which("nginx"):
+        pytest.skip("needs the system's loader and nginx")
+    wrapper = tmp_path / "nginx"
+    wrapper.write_text(f'#!/bin/sh\nexec {loader} {lab.nginx_binary()} "$@"\n')
+    wrapper.chmod(0o755)
+    server.write("sites/a.conf", "server { listen 127.0.0.1:{http}; }\n")
+    subprocess.run([str(wrapper), "-p", server.prefix, "-c", server.conf], check=True)
+    ctl = nginxctl.Nginx(str(wrapper), server.conf)
+    try:
+        server.wait_workers()
+        pid = server.master_pid()
+        assert ctl.master_pid() == pid
+        # the same binary run directly is not this wrapper's
+        assert nginxctl.master_problem(pid, lab.nginx_binary()) is not None
+    finally:
+        ctl.signal_master(signal.SIGQUIT)
+        assert probes.wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10)
