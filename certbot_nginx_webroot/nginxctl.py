@@ -190,9 +190,17 @@ class Nginx:
         them only when the configuration loaded) and every old one has exited
         or is "shutting down" (it closed its listening sockets then)."""
         pid = self.master_pid()
-        before = set(children_of(pid))
-        self.signal_master(signal.SIGHUP)
         deadline = time.monotonic() + timeout
+        # A master that has just started listens before it forks its
+        # workers; measured from then, its first worker would pass for a
+        # new one.  So wait for a worker before signalling.
+        current = children_of(pid)
+        while not any("worker process" in title for title in current.values()) \
+                and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+            current = children_of(pid)
+        before = set(current)
+        self.signal_master(signal.SIGHUP)
         while time.monotonic() < deadline:
             now = children_of(pid)
             if set(now) - before and all("shutting down" in now[old]

@@ -197,3 +197,28 @@ def test_a_master_run_through_a_loader_by_a_wrapper_script_is_recognised(server,
     finally:
         ctl.signal_master(signal.SIGQUIT)
         assert probes.wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+
+
+def test_reload_of_a_master_that_has_no_worker_yet_waits_for_it(monkeypatch):
+    """Just started, a master listens before it forks its worker: that
+    first worker must not pass for one with the new configuration."""
+    states = iter([
+        {},                                                   # no worker yet
+        {101: "nginx: worker process"},                       # its first worker
+        {101: "nginx: worker process", 102: "nginx: worker process"},  # reloading
+        {102: "nginx: worker process"},                       # old one gone
+    ])
+    seen = []
+
+    def children(pid):
+        seen.append(next(states))
+        return seen[-1]
+
+    signals = []
+    monkeypatch.setattr(nginxctl, "children_of", children)
+    monkeypatch.setattr(nginxctl, "POLL_INTERVAL", 0)
+    monkeypatch.setattr(nginxctl.Nginx, "master_pid", lambda self: 100)
+    monkeypatch.setattr(nginxctl.Nginx, "signal_master", lambda self, sig: signals.append(sig))
+    nginxctl.Nginx("nginx", "/etc/nginx/nginx.conf").reload(timeout=5)
+    assert signals == [signal.SIGHUP]
+    assert seen[-1] == {102: "nginx: worker process"}  # returned only once 101 was gone
