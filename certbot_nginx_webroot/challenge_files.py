@@ -27,12 +27,24 @@ class ChallengeFileError(Exception):
     """A challenge file cannot be written where nginx serves it."""
 
 
+def in_directory(directory: str) -> "ChallengeFiles":
+    """The challenge files of one run in a directory nginx already serves
+    them from (a location the plugin adopted): the files go straight into
+    it; below a webroot's .well-known/acme-challenge, the webroot is the
+    admin's path and the rest is made and checked as for our own."""
+    suffix = os.sep + challenges.HTTP01.URI_ROOT_PATH
+    if directory.endswith(suffix) and len(directory) > len(suffix):
+        return ChallengeFiles(directory[:-len(suffix)])
+    return ChallengeFiles(directory, "")
+
+
 class ChallengeFiles:
     """The challenge files of one run under webroot."""
 
-    def __init__(self, webroot: str) -> None:
+    def __init__(self, webroot: str, subdirectory: str = challenges.HTTP01.URI_ROOT_PATH
+                 ) -> None:
         self.webroot = os.path.abspath(webroot)
-        self.parts = challenges.HTTP01.URI_ROOT_PATH.split("/")
+        self.parts = subdirectory.split("/") if subdirectory else []
         self.directory = os.path.join(self.webroot, *self.parts)
         self._contents: Dict[str, bytes] = {}    # token -> what its file holds
         self._made_roots: List[str] = []         # the webroot and missing parents, made here

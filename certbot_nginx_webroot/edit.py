@@ -192,7 +192,15 @@ def copy_after(owner, index: int, newline: str) -> Node:
     copy = conf.children[0]
     for sub in parser.walk(conf.children):
         sub.file = node.file
-    copy.before = newline + newline + indent
+    # What follows the block on its closing line (a space, a comment) stays
+    # on that line, before the copy.
+    gap = _gap(owner, index + 1)
+    split = _split_gap(gap)
+    if split is None:  # the closing line is the file's last, or goes on
+        split = (gap, newline if isinstance(owner, parser.ConfigText) else "")
+    same_line, rest = split
+    copy.before = same_line + newline + newline + indent
+    _set_gap(owner, index + 1, rest)
     owner.children.insert(index + 1, copy)
     return copy
 

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 
 from acme import challenges
 from certbot import errors, interfaces, util
+from certbot.display import util as display_util
 from certbot.plugins import common
+from certbot.plugins import util as plugin_util
 
 if TYPE_CHECKING:
     from certbot_nginx_webroot import lookup
@@ -56,6 +58,15 @@ LIVE_TIMEOUT = 30.0
 SELF_CHECK_TIMEOUT = 5.0
 
 
+def say(message: str) -> None:
+    """One line to the user (the log only, when certbot's display is not
+    set up, as in a library call)."""
+    try:
+        display_util.notify(message)
+    except ValueError:
+        logger.info(message)
+
+
 def achall_name(achall: Any) -> str:
     identifier = getattr(achall, "identifier", None)
     return identifier.value if identifier is not None else achall.domain
@@ -71,17 +82,20 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
 
     @classmethod
     def add_parser_arguments(cls, add: Callable[..., None]) -> None:
-        add("server-root", default="/etc/nginx",
+        # Directories are stored absolute: a renewal runs from cron's cwd (/).
+        add("server-root", default="/etc/nginx", type=os.path.abspath,
             help="nginx configuration directory (holds nginx.conf)")
         add("ctl", default="nginx", help="nginx binary, a name on PATH or a path")
-        add("path", default="/var/www/_letsencrypt",
+        add("path", default="/var/www/_letsencrypt", type=os.path.abspath,
             help="directory the challenge location serves files from")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._config: Optional[Config] = None
         self._challenges: Optional[ChallengeFiles] = None  # this run's challenge files
+        self._adopted_challenges: List[ChallengeFiles] = []  # in directories nginx serves
         self._tested_before_edit = False  # nginx -t passed on the unedited config
+        self._pending_edit: Optional[str] = None  # checkpoint title, kept until served
         self._expected: Dict[str, str] = {}  # name -> fullchain it must serve
         self._lineage: Optional[str] = None  # the lineage certbot renew deploys
         self._live = False  # nginx runs what is on disk; nothing changed since
@@ -95,6 +109,9 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 "reloads nginx.".format(self.conf("path"), self.conf("server-root")))
 
     def prepare(self) -> None:
+        if os.path.basename(self.conf("ctl")) == self.conf("ctl"):
+            # A root crontab's PATH (/usr/bin:/bin) lacks /usr/sbin, where nginx is.
+            plugin_util.path_surgery(self.conf("ctl"))
         try:
             self._nginx().binary()
         except nginxctl.NginxError as err:
@@ -162,29 +179,42 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
 
     def perform(self, achalls: list) -> list:
         self._challenges = challenge_files.ChallengeFiles(self._webroot())
+        self._adopted_challenges = []
         try:
             responses = [self._write_challenge(achall) for achall in achalls]
             loopback = [("*", self.config.http01_port)]
             if not self._all_served(achalls, {achall_name(a): loopback for a in achalls}):
                 names = sorted({achall_name(a) for a in achalls})
-                if self.config.dry_run:
-                    self._dry_run_needs_location(achalls, names)
                 self._nginx_must_run()  # before any edit: the edit would need a reload
-                reloaded = self._ensure_challenge_locations(names)
+                reloaded, adopted = self._ensure_challenge_locations(names, achalls)
+                for directory in sorted(set(adopted) - {self._challenges.directory}):
+                    say(f"nginx serves challenges for {', '.join(adopted[directory])} "
+                        f"from {directory}; writing them there")
+                    files = challenge_files.in_directory(directory)
+                    self._adopted_challenges.append(files)
+                    for achall in achalls:
+                        self._write_challenge(achall, files)
                 targets = {name: self._config_targets(name) for name in names}
                 if not probes.wait_until(lambda: self._all_served(achalls, targets),
                                          SELF_CHECK_TIMEOUT if reloaded else 0):
                     self._nginx_must_run()
-                    raise errors.PluginError(self._not_served_report(achalls, targets))
+                    report = self._not_served_report(achalls, targets)
+                    self._undo_pending_edit()
+                    raise errors.PluginError(report)
+                self._finish_pending_edit()
+                if not reloaded:
+                    self._store_adopted_webroot(adopted, names)
         except BaseException:
-            self._challenges.remove_all()
+            self._remove_challenge_files()
+            self._undo_pending_edit()
             raise
         return responses
 
-    def _write_challenge(self, achall: Any) -> Any:
+    def _write_challenge(self, achall: Any, files: Optional[ChallengeFiles] = None) -> Any:
         response, validation = achall.response_and_validation()
         try:
-            self._challenges.write(achall.chall.encode("token"), validation.encode())
+            (files or self._challenges).write(achall.chall.encode("token"),
+                                              validation.encode())
         except challenge_files.ChallengeFileError as err:
             raise errors.PluginError(str(err)) from err
         return response
@@ -240,40 +270,107 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 if not ok:
                     problems.append(f"http://{name}{achall.chall.path} via "
                                     f"{probes.connect_host(addr)}:{port}: {detail}")
+        hints = []
+        config = self._load()
+        for name in sorted(targets):
+            for match in self._answering(name, self.config.http01_port):
+                hints += [f"the server-level if at {sites.where(node)} may answer "
+                          f"{name}'s challenges" for node in
+                          sites.server_level_ifs(config, match.server.ref)]
         return ("nginx does not serve the challenge files, so the CA was not asked to "
-                "validate: " + "; ".join(problems))
+                "validate: " + "; ".join(problems + sorted(set(hints))))
 
     def cleanup(self, achalls: list) -> None:
-        if self._challenges is not None:
-            self._challenges.remove_all()
+        self._remove_challenge_files()
 
-    def _ensure_challenge_locations(self, names: List[str]) -> bool:
-        """Make every block answering names serve the challenge location;
-        True when that took an edit (and so a reload)."""
+    def _remove_challenge_files(self) -> None:
+        for files in [self._challenges] + self._adopted_challenges:
+            if files is not None:
+                files.remove_all()
+        self._adopted_challenges = []
+
+    def _ensure_challenge_locations(self, names: List[str], achalls: list
+                                    ) -> Tuple[bool, Dict[str, List[str]]]:
+        """Make every block answering names serve challenges: a block
+        whose own location for them serves a directory keeps it; the others
+        get the plugin's location.  Returns whether that took an edit (and so
+        a reload), and the directories adopted, with the names they serve.
+        The edit stays pending until the self-check passes; a dry run makes
+        none."""
         config = self._load()
         root = self._webroot()
         http_port, https_port = self.config.http01_port, self.config.https_port
+        adopted: Dict[str, List[str]] = {}
         try:
             homeless = []
+            prefix = None
             for name in names:
                 http = sites.answering(config, name, http_port)
                 https = sites.answering(config, name, https_port, use_default=False)
                 if not http:
                     homeless.append(name)
-                for match in http + https:
-                    sites.ensure_challenge_location(config, match.server.ref, root)
-                for match in http:
-                    sites.unswallow(config, match.server.ref)
+                if prefix is None:
+                    prefix = self._nginx_prefix()
+                served_dirs = [sites.ensure_challenge_location(config, m.server.ref, root,
+                                                                  name, prefix) for m in http]
+                # HTTPS blocks need the location only for a CA that followed a
+                # redirect; where every :80 block serves challenges already,
+                # none is followed.
+                if not http or None in served_dirs:
+                    for match in https:
+                        served_dirs.append(sites.ensure_challenge_location(
+                            config, match.server.ref, root, name, prefix))
+                for served in served_dirs:
+                    if served is not None and name not in adopted.setdefault(served, []):
+                        adopted[served].append(name)
             if homeless:
                 sites.add_own_server(config, homeless, root, http_port)
         except sites.SiteError as err:
             self._config = None  # drop the half-edited tree; nothing was written
             raise errors.PluginError(str(err)) from err
         if not config.changed:
-            return False
-        self._save_checkpoint(config, "nginx-webroot: challenge location", finalize=True)
+            return False, adopted
+        if self.config.dry_run:
+            self._config = None  # a dry run saves no edit
+            self._dry_run_needs_location(achalls, names)
+            return False, adopted
+        title = "nginx-webroot: challenge location"
+        self._save_checkpoint(config, title, finalize=False)
+        self._pending_edit = title
         self._reload()
-        return True
+        return True, adopted
+
+    def _store_adopted_webroot(self, adopted: Dict[str, List[str]], names: List[str]) -> None:
+        """When every name is served from one adopted <dir>/.well-known/acme-challenge,
+        make <dir> this run's --nginx-webroot-path: certbot stores it in the
+        renewal conf, so renewals find the files served without parsing."""
+        suffix = os.sep + challenges.HTTP01.URI_ROOT_PATH
+        if len(adopted) != 1:
+            return
+        directory, served = next(iter(adopted.items()))
+        if directory.endswith(suffix) and sorted(served) == sorted(names):
+            setattr(self.config, self.dest("path"), directory[:-len(suffix)] or "/")
+
+    def _nginx_prefix(self) -> str:
+        """nginx's prefix, which relative root and alias paths start from."""
+        try:
+            return self._nginx().compiled_paths()[0]
+        except nginxctl.NginxError as err:
+            raise errors.PluginError(str(err)) from err
+
+    def _finish_pending_edit(self) -> None:
+        if self._pending_edit is not None:
+            self.finalize_checkpoint(self._pending_edit)
+            self._pending_edit = None
+
+    def _undo_pending_edit(self) -> None:
+        """A refusal leaves no edit behind: restore the files the challenge
+        location went into and have nginx serve them again."""
+        if self._pending_edit is None:
+            return
+        self._pending_edit = None
+        self.recovery_routine()
+        self._reload()
 
     # -- installer --------------------------------------------------------
 
@@ -287,24 +384,63 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         fullchain = fullchain_path or cert_path
         http_port, https_port = self.config.http01_port, self.config.https_port
         try:
-            targets = [m.server.ref for m in
-                       sites.answering(config, domain, https_port, use_default=False)]
+            covered = self._certificate_names(cert_path) or [domain]
+            targets = sites.tls_blocks(config, domain, https_port)
             if not targets:
                 http = sites.answering(config, domain, http_port)
                 if not http:
                     raise sites.SiteError(
                         f"no server block answers {domain} on port {http_port} or "
                         f"{https_port}; add a server block with server_name {domain}")
-                targets = [sites.make_https_server(config, http[0], domain, http_port,
-                                                   https_port, self._http2_form())]
-            for server in targets:
-                sites.set_certificate(config, server, fullchain, key_path, https_port)
-            self._secure(config, targets)
+                # The block named for the domain is the site; a catch-all that
+                # answers it only on another address is not.
+                source = next((m for m in http if m.kind != sites.lookup.DEFAULT), http[0])
+                targets = [(sites.make_https_server(config, source, domain, http_port,
+                                                    https_port, self._http2_form(), covered),
+                            https_port)]
+            for server, port in targets:
+                self._keep_other_names_working(config, server, fullchain, covered)
+                sites.set_certificate(config, server, fullchain, key_path, port)
+            self._secure(config, [server for server, _ in targets])
         except sites.SiteError as err:
             self._config = None  # drop the half-edited tree; nothing was written
             raise errors.PluginError(str(err)) from err
         self._expected[domain] = fullchain
         self._live = False
+
+    @staticmethod
+    def _certificate_names(path: str) -> List[str]:
+        """The names a certificate file is for; none when it cannot be read."""
+        from cryptography import x509  # certbot's and acme's own dependency
+        try:
+            with open(path, "rb") as f:
+                cert = x509.load_pem_x509_certificate(f.read())
+        except (OSError, ValueError):
+            return []
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            return list(san.value.get_values_for_type(x509.DNSName))
+        except x509.ExtensionNotFound:
+            return [a.value for a in cert.subject.get_attributes_for_oid(
+                x509.oid.NameOID.COMMON_NAME) if isinstance(a.value, str)]
+
+    def _keep_other_names_working(self, config: Config, server: Any, fullchain: str,
+                                  covered: List[str]) -> None:
+        """Refuse to replace a block's certificate when names the block
+        answers are covered by the old one and not by the new one (another
+        lineage, e.g. `-d a` then `-d b` on one block)."""
+        current = config.directives(server, "ssl_certificate")
+        if not current or not current[0].args or current[0].args[0] == fullchain:
+            return
+        old = self._certificate_names(current[0].args[0])
+        names = next((s.names for s in config.servers() if s.ref is server), ())
+        lost = [n for n in names if sites.covers(old, n) and not sites.covers(covered, n)]
+        if lost:
+            raise sites.SiteError(
+                f"the server block at {sites.where(server)} serves {', '.join(lost)} with "
+                f"{current[0].args[0]}, which the new certificate does not cover; get one "
+                f"certificate for all its names (-d {' -d '.join(sorted(set(covered + lost)))})"
+                " or give the names their own server blocks")
 
     def _http2_form(self) -> Optional[str]:
         """How the installed nginx turns HTTP/2 on, from ``nginx -V``."""
@@ -355,10 +491,12 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         config = self._load()
         http_port = self.config.http01_port
         try:
-            matches = sites.answering(config, domain, http_port, use_default=False)
+            # A catch-all that answers the name counts: its redirect is the name's.
+            matches = sites.answering(config, domain, http_port)
             if not matches:
                 raise sites.SiteError(f"no server block for {domain} on port {http_port}")
-            added = [sites.add_redirect(config, m, self.config.https_port) for m in matches]
+            added = [sites.add_redirect(config, m, self.config.https_port, domain)
+                     for m in matches]
         except sites.SiteError as err:
             self._config = None
             raise errors.PluginError(str(err)) from err

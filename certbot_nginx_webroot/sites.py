@@ -1,7 +1,8 @@
 """What the plugin does to server blocks, as operations on the config model:
-the challenge location, server-level redirects that would hide it, our own
-server block for names no block answers, HTTPS blocks and certificates, and
-the redirect enhancement.
+the challenge location (or the block's own, adopted), the guard that lets
+challenges past server-level redirects, our own server block for names no
+block answers, HTTPS blocks and certificates, and the redirect enhancement.
+Every decision reads the block through effective.py, nginx's own view.
 
 No certbot here: problems are :class:`SiteError` with a message that names
 the file and line; the plugin passes it on.  Every function edits the tree
@@ -9,19 +10,18 @@ in memory and marks what it changed; nothing is written until Config.save.
 """
 import fnmatch
 import os
+import re
 from typing import List, Optional, Sequence, Tuple
 
 from acme import challenges
 
-from certbot_nginx_webroot import edit, lookup, parser
+from certbot_nginx_webroot import edit, effective, lookup, parser
 from certbot_nginx_webroot.config import Config
 from certbot_nginx_webroot.nginxctl import HTTP2_DIRECTIVE, HTTP2_LISTEN
 from certbot_nginx_webroot.parser import Node
 
 CHALLENGE_PREFIX = "/" + challenges.HTTP01.URI_ROOT_PATH + "/"
 OWN_FILE = "certbot-nginx-webroot.conf"
-# Rewrite-module directives that run at server level, before nginx picks a location.
-_SERVER_LEVEL_REWRITES = ("return", "rewrite", "if")
 
 
 class SiteError(ValueError):
@@ -44,121 +44,188 @@ def answering(config: Config, name: str, port: int,
                         ) from err
 
 
-def challenge_location(root: str) -> str:
+def challenge_location(root: str, opening: Sequence[str] = ()) -> str:
     """The location block nginx serves challenge files through: only the
     files in it, all as text/plain (the empty types map; default_type alone
     would still serve x.html as text/html), and nothing a symlink in the
-    directory points to (nginx checks each part below the root)."""
-    return (f"location ^~ {CHALLENGE_PREFIX} {{  {edit.MARK}\n"
-            f"    root {parser.quote(root)};  {edit.MARK}\n"
-            f"    types {{ }}  {edit.MARK}\n"
-            f"    default_type text/plain;  {edit.MARK}\n"
-            f"    disable_symlinks on from=$document_root;  {edit.MARK}\n"
-            f"    try_files $uri =404;  {edit.MARK}\n"
-            f"}}  {edit.MARK}")
+    directory points to (nginx checks each part below the root).  opening
+    are the directives that let the CA past the server's access checks."""
+    lines = [f"location ^~ {CHALLENGE_PREFIX} {{  {edit.MARK}",
+             f"    root {parser.quote(root)};  {edit.MARK}",
+             f"    types {{ }}  {edit.MARK}",
+             f"    default_type text/plain;  {edit.MARK}",
+             f"    disable_symlinks on from=$document_root;  {edit.MARK}",
+             f"    try_files $uri =404;  {edit.MARK}"]
+    lines += [f"    {directive}  {edit.MARK}" for directive in opening]
+    return "\n".join(lines + [f"}}  {edit.MARK}"])
 
 
-def is_challenge_location(node: Node) -> bool:
-    return node.name == "location" and bool(node.args) and \
-        node.args[-1].rstrip("/") == CHALLENGE_PREFIX.rstrip("/")
+def challenge_uri() -> str:
+    """A challenge URL path as the CA asks for it (the token is made up; it
+    has the characters real ones have)."""
+    return CHALLENGE_PREFIX + "nginx-webroot_Probe-0123456789abcdefghijKLMNOPQRS"
 
 
-def served_challenge_dir(config: Config, server: Node) -> Optional[Tuple[Node, Optional[str]]]:
-    """(location, directory) when server already has a prefix location that
-    answers the challenge path (directory None when no root is set); else
-    None."""
-    best = None
-    for node in config.expand(server.children):
-        if node.name != "location" or node.children is None or not node.args:
-            continue
-        if len(node.args) == 2 and node.args[0] not in ("^~", "="):
-            continue  # a regex location
-        prefix = node.args[-1]
-        if prefix == "/" or not CHALLENGE_PREFIX.startswith(prefix):
-            continue
-        if best is None or len(prefix) > len(best.args[-1]):
-            best = node
-    if best is None:
+def _for_challenges(node: Node) -> bool:
+    """Is this location written for challenge requests alone?"""
+    match = effective.location_match(node)
+    if match is None:
+        return False
+    if match.kind in ("~", "~*"):
+        return "acme" in match.pattern and "challenge" in match.pattern
+    return match.pattern.startswith(CHALLENGE_PREFIX.rstrip("/"))
+
+
+def _for_well_known(node: Node) -> bool:
+    match = effective.location_match(node)
+    return match is not None and "well-known" in match.pattern
+
+
+def _opening(config: Config, levels: List[Node]) -> List[str]:
+    """Directives that turn off, for one location, the access checks in
+    force at the innermost of levels that would keep the CA out."""
+    blocked = effective.access(config, levels)
+    return ((["auth_basic off;"] if blocked.auth_basic else [])
+            + (["auth_request off;"] if blocked.auth_request else [])
+            + (["allow all;"] if blocked.deny else []))
+
+
+def served_challenge_dir(config: Config, server: Node, host: str,
+                         prefix: str) -> Optional[str]:
+    """The directory server already serves challenge files from for host,
+    through a location of its own for them (nginx's choice for the challenge
+    path, nested locations, root/alias inheritance and try_files included);
+    None when it has none, so the plugin's location must go in.
+
+    :raises SiteError: the location nginx picks for challenges does not
+        serve files from a directory, or keeps the CA out
+    """
+    uri = challenge_uri()
+    chain = effective.select_location(config, server, uri)
+    node = chain[-1] if chain else None
+    if node is None or not (_for_challenges(node) or _for_well_known(node)):
         return None
-    rest = CHALLENGE_PREFIX[len(best.args[-1]):]
-    for name in ("alias", "root"):
-        found = config.directives(best, name)
-        if found and found[0].args:
-            base = found[0].args[0]
-            served = os.path.join(base, rest) if name == "alias" else \
-                os.path.join(base, CHALLENGE_PREFIX.lstrip("/"))
-            return best, served
-    roots = config.directives(server, "root")
-    if roots and roots[0].args:
-        return best, os.path.join(roots[0].args[0], CHALLENGE_PREFIX.lstrip("/"))
-    return best, None  # nginx's compiled-in html root: not a directory we can name
+    handler = effective.serves_files(config, node)
+    if handler is not None:
+        if not _for_challenges(node):
+            return None  # e.g. a /.well-known proxy: the plugin's longer prefix wins
+        raise SiteError(
+            f"the location at {where(node)} answers the challenge path for {host} with "
+            f"{handler.name} ({where(handler)}) instead of files from a directory; make it "
+            "serve files (root or alias) or remove it")
+    opening = _opening(config, effective.scopes(config, server, chain))
+    if opening:
+        raise SiteError(
+            f"the location at {where(node)} serves challenges for {host} but the server's "
+            f"access checks keep the CA out; add {' '.join(opening)} to it")
+    try:
+        path = effective.document_path(config, server, chain, uri, prefix, host)
+    except effective.Unknown as err:
+        raise SiteError(f"the location at {where(node)} serves challenges for {host} from "
+                        f"a path the plugin cannot name: {err}") from err
+    return os.path.dirname(path)
 
 
-def ensure_challenge_location(config: Config, server: Node, root: str) -> None:
-    """Give server the challenge location serving root, unless a location
-    that serves the same directory is there already."""
-    existing = served_challenge_dir(config, server)
-    wanted = os.path.join(root, challenges.HTTP01.URI_ROOT_PATH)
-    if existing is not None:
-        node, served = existing
-        if served is None:
+def ensure_challenge_location(config: Config, server: Node, root: str, host: str,
+                              prefix: str = "/") -> Optional[str]:
+    """Make server serve host's challenge files: the directory it already
+    serves them from (nothing edited), else None after inserting the
+    plugin's location serving root, opened past the server's access checks.
+
+    prefix is nginx's prefix, which relative paths are taken from.
+    """
+    served = served_challenge_dir(config, server, host, prefix)
+    if served is not None:
+        guard_challenges(config, server)  # a return before it would answer first
+        return served
+    uri = challenge_uri()
+    for node in config.expand(server.children):
+        match = effective.location_match(node) if node.name == "location" else None
+        if match and match.kind in ("prefix", "^~") and match.pattern == CHALLENGE_PREFIX:
+            chosen = effective.select_location(config, server, uri)
             raise SiteError(
-                f"the location at {where(node)} answers the challenge path for the server "
-                f"block at {where(server)} but sets no root; give it \"root {root};\" or "
-                "remove it")
-        if os.path.normpath(served) != os.path.normpath(wanted):
-            served = os.path.normpath(served)
-            suffix = "/" + challenges.HTTP01.URI_ROOT_PATH
-            webroot = (served[:-len(suffix)] or "/") if served.endswith(suffix) else served
-            raise SiteError(
-                f"the server block at {where(server)} already serves challenges from "
-                f"{served} (location at {where(node)}); rerun with "
-                f"--nginx-webroot-path {webroot}")
-        return
+                f"the location at {where(node)} is for challenges, but nginx answers them "
+                f"from the location at {where(chosen[-1])} first; make it "
+                f"\"location ^~ {CHALLENGE_PREFIX}\"")
+    opening = _opening(config, effective.scopes(config, server, []))
     children = server.children
     index = next((i for i, n in enumerate(children) if n.name == "location"), len(children))
-    edit.insert(server, index, challenge_location(root), config.file_of(server).newline,
-                server.file)
+    edit.insert(server, index, challenge_location(root, opening),
+                config.file_of(server).newline, server.file)
     config.mark_changed(server)
+    guard_challenges(config, server)
+    return None
 
 
-def swallows(node: Node) -> bool:
-    """Would this server-level directive answer a challenge request before
-    any location is chosen?"""
+def answers_every_request(node: Node) -> bool:
+    """Would this server-level directive answer (or rewrite away) a challenge
+    request before any location is chosen, whatever the request?  An ``if``
+    is conditional, so it never does."""
     if node.name == "return":
         return True
-    if node.name == "rewrite":
-        return len(node.args) > 1 and (node.args[1].startswith(("http://", "https://"))
-                                       or node.args[-1] in ("redirect", "permanent"))
-    if node.name == "if" and node.children is not None:
-        if any("acme-challenge" in a for a in node.args):
-            return False  # written to let challenges through
-        return any(swallows(child) for child in node.children)
+    if node.name == "rewrite" and node.args:
+        rx = effective.pcre(node.args[0], False)
+        return rx is None or bool(rx.search(challenge_uri()))
     return False
 
 
-def unswallow(config: Config, server: Node) -> None:
-    """Move server-level redirects into ``location /``: at server level they
-    answer before nginx picks a location, so the challenge would never be
-    served.  For every other request nothing changes, which holds only when
-    the block has no other locations; otherwise refuse."""
-    swallowing = [n for n in server.children if swallows(n)]
-    if not swallowing:
-        return
-    if any(n.name == "location" and not is_challenge_location(n) for n in server.children):
-        raise SiteError(
-            f"the server block at {where(server)} answers every request at server level "
-            f"({swallowing[0].name} at line {swallowing[0].line}) and also has locations; "
-            "move the server-level directive into \"location /\" so challenges can be served")
-    moved = [i for i, n in enumerate(server.children) if n.name in _SERVER_LEVEL_REWRITES]
-    # Each moves with its trailing comment (e.g. "# managed by Certbot").
-    body = "\n".join(" ".join(filter(None, (parser.dump_node(server.children[i]),
-                                            edit.take_trailing(server, i)))) for i in moved)
-    block = f"location / {{  {edit.MARK}\n" + edit.nest(body, 1) + f"\n}}  {edit.MARK}"
-    for i in reversed(moved[1:]):
-        edit.remove(server, i)
-    edit.replace(server, moved[0], block, config.file_of(server).newline, server.file)
+def _may_answer(config: Config, node: Node) -> bool:
+    """Is node (or, for an include, a directive in it) a server-level
+    rewrite directive that may answer a challenge request?"""
+    if node.name == "include":
+        return any(_may_answer(config, n) for n in config.expand([node]))
+    if node.name == "if" and node.children is not None:
+        return not is_guard(node) and any(n.name in ("return", "rewrite")
+                                          for n in config.expand(node.children))
+    return answers_every_request(node)
+
+
+def is_guard(node: Node) -> bool:
+    """An ``if`` written to let challenge requests past server-level
+    redirects (the plugin's, or certbot's own form with $request_uri)."""
+    return node.name == "if" and "acme-challenge" in " ".join(node.args)
+
+
+def guard(uri_variable: str = "$uri") -> str:
+    """Ends the server-level rewrite directives for challenge requests only:
+    nginx runs a server's return/rewrite/if in order before it picks a
+    location, and ``break`` stops that run, so the request goes on to the
+    challenge location.  $uri is what location matching uses (decoded, dot
+    segments resolved), so nothing else can slip past."""
+    pattern = CHALLENGE_PREFIX.replace(".", "\\.")
+    return (f'if ({uri_variable} ~ "^{pattern}") {{  {edit.MARK}\n'
+            f"    break;  {edit.MARK}\n"
+            f"}}  {edit.MARK}")
+
+
+def guard_challenges(config: Config, server: Node, force: bool = False) -> Optional[int]:
+    """When a server-level directive of server answers every request
+    (a redirect-only block's return), put the guard before the first
+    server-level rewrite directive that may answer, so challenge requests
+    reach their location and nothing else changes.  force: put it in even
+    without one (before a redirect the plugin adds).  Returns the guard's
+    index in server.children, None when none is needed."""
+    children = server.children
+    for i, node in enumerate(children):
+        if node.name == "if" and is_guard(node) and any(
+                n.name == "break" for n in node.children or ()):
+            return i
+    if not force and not any(answers_every_request(n) for n in config.expand(children)):
+        return None
+    index = next((i for i, n in enumerate(children) if _may_answer(config, n)), None)
+    if index is None:
+        index = 1 + max((i for i, n in enumerate(children)
+                         if n.name in ("listen", "server_name")), default=-1)
+    edit.insert(server, index, guard(), config.file_of(server).newline, server.file)
     config.mark_changed(server)
+    return index
+
+
+def server_level_ifs(config: Config, server: Node) -> List[Node]:
+    """The conditional server-level ``if`` blocks that may answer a
+    challenge request (named when the self-check fails)."""
+    return [n for n in config.expand(server.children)
+            if n.name == "if" and not is_guard(n) and _may_answer(config, n)]
 
 
 def own_file(config: Config) -> Tuple[str, Optional[Node]]:
@@ -201,18 +268,80 @@ def add_own_server(config: Config, names: Sequence[str], root: str, port: int) -
     return path
 
 
-def redirects_to_https(server: Node) -> bool:
-    """Is this block's answer to / (at server level or in location /) a
-    redirect to https?"""
-    nodes = list(server.children)
-    for node in server.children:
+_REDIRECT_CODES = ("301", "302", "303", "307", "308")
+_HOST_VARIABLES = ("$host", "$http_host", "$server_name")
+
+
+def _is_https_redirect(node: Node) -> bool:
+    if node.name == "return":
+        target = node.args[1] if len(node.args) == 2 and node.args[0] in _REDIRECT_CODES \
+            else (node.args[0] if len(node.args) == 1 else "")
+        return target.startswith("https://")
+    return node.name == "rewrite" and len(node.args) > 1 and node.args[1].startswith("https://")
+
+
+def _applies_to(if_node: Node, name: str) -> bool:
+    """Whether an ``if`` can be true for requests for name: a condition on
+    the host must match it; any other condition may hold."""
+    condition = " ".join(if_node.args).strip()
+    condition = condition[1:-1].strip() if condition.startswith("(") else condition
+    words = condition.split(None, 2)
+    if len(words) != 3 or words[0] not in _HOST_VARIABLES:
+        return True
+    operator, value = words[1], parser.value_of(words[2]) if words[2][0] in "\"'" else words[2]
+    if operator == "=":
+        return value.lower() == name
+    if operator in ("~", "~*"):
+        rx = effective.pcre(value, operator == "~*")
+        return rx is None or bool(rx.search(name))
+    return True
+
+
+def _redirect_host(node: Node) -> str:
+    """The host part of an https redirect's target: a name or a variable."""
+    target = node.args[-1] if node.name == "return" else node.args[1]
+    return re.match(r"\$?[^/$:]*", target[len("https://"):]).group(0).lower()
+
+
+def redirects_to_https(config: Config, server: Node, name: str,
+                       to_itself: bool = False) -> bool:
+    """Does server answer plain-HTTP requests for name with a redirect to
+    https: at server level (includes expanded), in an ``if`` that applies to
+    name, or in ``location /``?  to_itself: only a redirect to the same
+    name counts (not one to a canonical name)."""
+    nodes = list(config.expand(server.children))
+    for node in list(nodes):
         if node.name == "location" and node.args == ["/"] and node.children is not None:
-            nodes.extend(node.children)
+            nodes.extend(config.expand(node.children))
+    def counts(node: Node) -> bool:
+        return _is_https_redirect(node) and (not to_itself or _redirect_host(node) in (
+            "$host", "$server_name", "$http_host", name))
+
+    def applies(if_node: Node) -> bool:
+        if REDIRECT_FLAG in " ".join(if_node.args):  # the plugin's form for mixed blocks
+            return any(n.name == "if" and n.children is not None and
+                       " ".join(n.args).lstrip("(").split(None, 1)[0] in _HOST_VARIABLES and
+                       _applies_to(n, name) and
+                       any(c.name == "set" and c.args == [REDIRECT_FLAG, "1"]
+                           for c in n.children) for n in nodes)
+        return _applies_to(if_node, name)
     for node in nodes:
-        if node.name == "return" and len(node.args) == 2 and node.args[0] in (
-                "301", "302", "307", "308") and node.args[1].startswith("https://"):
+        if counts(node):
             return True
-        if node.name == "if" and node.children is not None and redirects_to_https(node):
+        if node.name == "if" and node.children is not None and applies(node) \
+                and any(counts(n) for n in config.expand(node.children)):
+            return True
+    return False
+
+
+def covers(certificate_names: Sequence[str], host: str) -> bool:
+    """Whether a certificate for certificate_names is valid for host (a
+    wildcard covers one label)."""
+    host = host.lower()
+    for name in certificate_names:
+        name = name.lower()
+        if name == host or (name.startswith("*.") and "." in host
+                            and host.split(".", 1)[1] == name[2:]):
             return True
     return False
 
@@ -229,17 +358,21 @@ def http2_listen_stays_local(config: Config, addr: str, port: int) -> bool:
 
 
 def make_https_server(config: Config, source: lookup.Match, name: str,
-                      http_port: int, https_port: int, http2: Optional[str] = None) -> Node:
+                      http_port: int, https_port: int, http2: Optional[str] = None,
+                      covered: Sequence[str] = ()) -> Node:
     """Copy the block that answers name on http_port into a new block right
     after it that listens on https_port with ssl, on the same addresses.
 
     Socket options and default_server are not copied (nginx allows them once
-    per address:port); a catch-all source gets server_name name in the copy.
-    http2 is how the running nginx turns HTTP/2 on (nginxctl.HTTP2_LISTEN or
-    HTTP2_DIRECTIVE), None for no HTTP/2.
+    per address:port).  The copy answers only the names the certificate
+    covers (covered; name alone for a catch-all source).  A block that
+    redirects to another name is copied with its redirect; one that
+    redirects to itself on HTTPS cannot be.  http2 is how the running nginx
+    turns HTTP/2 on (nginxctl.HTTP2_LISTEN or HTTP2_DIRECTIVE), None for no
+    HTTP/2.
     """
     node = source.server.ref
-    if redirects_to_https(node):
+    if redirects_to_https(config, node, name, to_itself=True):
         raise SiteError(
             f"{name} has no server block on port {https_port}, and the one on port "
             f"{http_port} ({where(node)}) only redirects to HTTPS; add an HTTPS server "
@@ -269,14 +402,17 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
         edit.replace(copy, listens[0], new_listens, newline, copy.file)
     else:
         edit.insert(copy, 0, new_listens, newline, copy.file)
-    if source.kind == lookup.DEFAULT:
+    keep = [name] if source.kind == lookup.DEFAULT else \
+        [n for n in source.server.names if n == name or covers(covered, n)] or [name]
+    if keep != list(source.server.names):
         names = [i for i, n in enumerate(copy.children) if n.name == "server_name"]
         for i in reversed(names[1:]):
             edit.remove(copy, i)
         if names:
-            edit.set_args(copy, names[0], [name])
+            edit.set_args(copy, names[0], keep)
         else:
-            edit.insert(copy, 0, f"server_name {name};  {edit.MARK}", newline, copy.file)
+            edit.insert(copy, 0, f"server_name {' '.join(keep)};  {edit.MARK}", newline,
+                        copy.file)
     edit.mark_block(holder, index + 1)  # every line of the copy is one the plugin added
     config.mark_changed(copy)
     return copy
@@ -287,9 +423,10 @@ def set_certificate(config: Config, server: Node, fullchain: str, key: str,
     """ssl_certificate and ssl_certificate_key in server, replaced in place
     or added after listen/server_name; the listen on https_port gets ssl."""
     newline = config.file_of(server).newline
+    ssl_on = any(n.args == ["on"] for n in config.directives(server, "ssl"))
     for i, node in enumerate(server.children):
         listen = lookup.parse_listen(node.args) if node.name == "listen" else None
-        if listen and listen.port == https_port and not listen.ssl:
+        if listen and listen.port == https_port and not listen.ssl and not ssl_on:
             edit.set_args(server, i, node.args + ["ssl"])
             config.mark_changed(server)
     for name, value in (("ssl_certificate", fullchain), ("ssl_certificate_key", key)):
@@ -310,6 +447,24 @@ def set_certificate(config: Config, server: Node, fullchain: str, key: str,
         edit.insert(server, after + 1, f"{name} {parser.quote(value)};  {edit.MARK}",
                     newline, server.file)
         config.mark_changed(server)
+
+
+def tls_blocks(config: Config, name: str, https_port: int) -> List[Tuple[Node, int]]:
+    """(block, port) for every block that answers name by name with TLS, on
+    any port, plus those answering it on https_port: each gets the
+    certificate."""
+    found: List[Tuple[Node, int]] = []
+    ports = {https_port}
+    for server in config.servers():
+        ssl_on = any(n.args == ["on"] for n in config.directives(server.ref, "ssl"))
+        ports.update(listen.port for listen in server.listens if listen.ssl or ssl_on)
+    for port in sorted(ports):
+        for match in answering(config, name, port, use_default=False):
+            ssl_on = any(n.args == ["on"] for n in config.directives(match.server.ref, "ssl"))
+            if (port == https_port or match.listen.ssl or ssl_on) and \
+                    all(match.server.ref is not block for block, _ in found):
+                found.append((match.server.ref, port))
+    return found
 
 
 def certificate_listens(config: Config, name: str, fullchain: str) -> List[Tuple[str, int]]:
@@ -333,22 +488,55 @@ def certificate_listens(config: Config, name: str, fullchain: str) -> List[Tuple
     return found
 
 
-def add_redirect(config: Config, match: lookup.Match, https_port: int) -> bool:
-    """Redirect every request but challenges to HTTPS; False when the block
-    redirects to HTTPS already."""
+def host_condition(name: str) -> str:
+    """An ``if`` condition true for requests for name alone."""
+    if name.startswith("*."):
+        pattern = "^[^.]+" + name[1:].replace(".", "\\.") + "$"
+        return f"($host ~* {parser.quote(pattern)})"
+    return f"($host = {parser.quote(name)})"
+
+
+REDIRECT_FLAG = "$nginx_webroot_redirect"
+
+
+def add_redirect(config: Config, match: lookup.Match, https_port: int, name: str) -> bool:
+    """Redirect plain-HTTP requests for name, challenges excepted, to HTTPS;
+    False when the block redirects them to HTTPS already.
+
+    The redirect is for name alone (``if ($host = name)``, as certbot's nginx
+    plugin writes it): the block may answer names the certificate does not
+    cover (other server_names, or every name for a catch-all).  The guard
+    before it lets challenge requests through to their location.  A block
+    that also serves TLS must redirect plain HTTP only; nginx's ``if`` takes
+    one condition, so a flag carries "this name" past "not over TLS"."""
     server = match.server.ref
-    if any(listen.port == https_port for listen in match.server.listens):
-        raise SiteError(f"the server block at {where(server)} serves both HTTP and HTTPS; "
-                        "split it to add a redirect")
-    if redirects_to_https(server):
+    if redirects_to_https(config, server, name):
         return False
     target = "https://$host" + ("" if https_port == 443 else f":{https_port}")
-    after = max((i for i, n in enumerate(server.children)
-                 if n.name in ("listen", "server_name")), default=-1)
-    edit.insert(server, after + 1,
-                f'if ($request_uri !~ "^{CHALLENGE_PREFIX}") {{  {edit.MARK}\n'
-                f"    return 301 {target}$request_uri;  {edit.MARK}\n"
-                f"}}  {edit.MARK}", config.file_of(server).newline, server.file)
+    newline = config.file_of(server).newline
+    index = guard_challenges(config, server, force=True)
+    ssl_on = any(n.args == ["on"] for n in config.directives(server, "ssl"))
+    if not ssl_on and not any(listen.ssl or listen.port == https_port
+                              for listen in match.server.listens):
+        edit.insert(server, index + 1,
+                    f"if {host_condition(name)} {{  {edit.MARK}\n"
+                    f"    return 301 {target}$request_uri;  {edit.MARK}\n"
+                    f"}}  {edit.MARK}", newline, server.file)
+        config.mark_changed(server)
+        return True
+    for_name = (f"if {host_condition(name)} {{  {edit.MARK}\n"
+                f"    set {REDIRECT_FLAG} 1;  {edit.MARK}\n}}  {edit.MARK}")
+    flag = next((i for i, n in enumerate(server.children)
+                 if n.name == "set" and n.args == [REDIRECT_FLAG, "0"]), None)
+    if flag is not None:  # another name of this block redirects already
+        edit.insert(server, flag + 1, for_name, newline, server.file)
+    else:
+        edit.insert(server, index + 1,
+                    f"set {REDIRECT_FLAG} 0;  {edit.MARK}\n{for_name}\n"
+                    f"if ($https) {{  {edit.MARK}\n    set {REDIRECT_FLAG} 0;  {edit.MARK}\n"
+                    f"}}  {edit.MARK}\nif ({REDIRECT_FLAG}) {{  {edit.MARK}\n"
+                    f"    return 301 {target}$request_uri;  {edit.MARK}\n}}  {edit.MARK}",
+                    newline, server.file)
     config.mark_changed(server)
     return True
 

@@ -3,6 +3,7 @@ DNS answering 127.0.0.1 for every name) and a real nginx started from a
 temporary prefix on loopback ports.  Used by the end-to-end tests, the
 benchmarks and demo.sh; nothing here is faked.
 """
+import importlib.util
 import json
 import os
 import re
@@ -294,8 +295,32 @@ def leaf_der(pem_path: str) -> bytes:
     return ssl.PEM_cert_to_DER_cert(m.group(0))
 
 
-def http_get(name: str, path: str = "/", port: int = HTTP_PORT) -> tuple:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": name})
+def https_response(name: str, path: str = "/", port: int = HTTPS_PORT,
+                   headers: Optional[Dict[str, str]] = None) -> tuple:
+    """(status, body) of a GET over TLS with SNI and Host name."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with ctx.wrap_socket(sock, server_hostname=name) as tls:
+            request = f"GET {path} HTTP/1.0\r\nHost: {name}\r\n"
+            for key, value in (headers or {}).items():
+                request += f"{key}: {value}\r\n"
+            tls.sendall((request + "\r\n").encode())
+            data = b""
+            while True:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def http_get(name: str, path: str = "/", port: int = HTTP_PORT,
+             headers: Optional[Dict[str, str]] = None) -> tuple:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                 headers=dict(headers or {}, Host=name))
     opener = urllib.request.build_opener(NoRedirect)
     try:
         with opener.open(req, timeout=5) as resp:
@@ -311,6 +336,8 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 # The certbot of the interpreter running the tests, not whichever `certbot`
 # is first on PATH: CI runs the suite once per certbot version.
+PLUGIN_PATH = os.path.dirname(os.path.dirname(os.path.abspath(
+    importlib.util.find_spec("certbot_nginx_webroot").origin)))
 CERTBOT_COMMAND = [sys.executable, "-c",
                    "import sys; from certbot.main import main; sys.exit(main())"]
 
@@ -341,19 +368,25 @@ class Certbot:
     def plugin_args(self) -> List[str]:
         return self.installer_args() + ["--nginx-webroot-path", self.lab.webroot]
 
-    def start(self, *args: str) -> subprocess.Popen:
-        """certbot args, running; its output is text on stdout and stderr."""
-        env = dict(os.environ, REQUESTS_CA_BUNDLE=self.acme.ca_bundle)
+    def start(self, *args: str, cwd: Optional[str] = None,
+              env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+        """certbot args, running; its output is text on stdout and stderr.
+        env replaces the environment (as cron's would)."""
+        env = dict(os.environ if env is None else env, REQUESTS_CA_BUNDLE=self.acme.ca_bundle)
         # Installed packages have byte code; let an editable checkout have it too.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        # The plugin these tests import, whatever the cwd (python -c puts the
+        # cwd first on sys.path, which is the checkout only when run from it).
+        env["PYTHONPATH"] = PLUGIN_PATH
         # `renew` runs as a timer does: with what the renewal configuration
         # stored (certbot stores the http-01 port, not the HTTPS port).
         return subprocess.Popen(
             self.command + list(args) + self.base_args(ports=args[0] != "renew"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        running = self.start(*args)
+    def run(self, *args: str, check: bool = True, cwd: Optional[str] = None,
+            env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+        running = self.start(*args, cwd=cwd, env=env)
         stdout, stderr = running.communicate()
         proc = subprocess.CompletedProcess(running.args, running.returncode, stdout, stderr)
         if check and proc.returncode != 0:

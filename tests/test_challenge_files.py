@@ -117,3 +117,17 @@ def test_created_directories_get_the_webroots_owner(tmp_path):
     for depth in range(1, len(PARTS) + 1):
         st = webroot.joinpath(*PARTS[:depth]).stat()
         assert (st.st_uid, st.st_gid) == (65534, 65534)
+
+
+def test_an_adopted_directory_gets_the_files_straight_in(tmp_path):
+    # An alias location serves tmp/acme itself; a root location serves
+    # <root>/.well-known/acme-challenge, made and checked as for our own.
+    alias = challenge_files.in_directory(str(tmp_path / "acme"))
+    alias.write("tok", b"v")
+    assert (tmp_path / "acme" / "tok").read_bytes() == b"v"
+    root = challenge_files.in_directory(str(tmp_path / "site" / ".well-known/acme-challenge"))
+    assert root.webroot == str(tmp_path / "site")
+    root.write("tok", b"w")
+    alias.remove_all()
+    root.remove_all()
+    assert not (tmp_path / "acme").exists() and not (tmp_path / "site").exists()

@@ -48,8 +48,8 @@ def install_into_h5bp(tmp_path, http2):
     http = sites.answering(config, "example.com", 80)
     assert [m.server.ref.file for m in http] == [str(root / "conf.d/no-ssl.default.conf")]
     server = http[0].server.ref
-    sites.ensure_challenge_location(config, server, str(tmp_path / "webroot"))
-    sites.unswallow(config, server)  # its "return 444" would answer first
+    # Its "return 444" would answer first: a guard lets challenges past it.
+    sites.ensure_challenge_location(config, server, str(tmp_path / "webroot"), "example.com")
     copy = sites.make_https_server(config, http[0], "example.com", 80, 443, http2)
     sites.set_certificate(config, copy, str(cert), str(key), 443)
     assert config.save() == [str(root / "conf.d/no-ssl.default.conf")]
@@ -94,11 +94,14 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
     else:
         assert f"listen [::]:443 ssl;  {edit.MARK}" in text
         assert f"listen 443 ssl;  {edit.MARK}\n  http2 on;  {edit.MARK}" in text
-    assert f"\n  location / {{  {edit.MARK}\n    return 444;\n  }}" in text  # h5bp's 2 spaces
+    # h5bp's 2 spaces; the user's return stays where it was
+    assert f"\n  if ($uri ~ \"^/\\.well-known/acme-challenge/\") {{  {edit.MARK}\n" \
+        f"    break;  {edit.MARK}\n  }}  {edit.MARK}\n\n  # (1)\n" in text
+    assert "\n  return 444;\n" in text
     # A second look finds everything in place and edits nothing.
     again = Config.load(conf)
     for match in sites.answering(again, "example.com", 80) + \
             sites.answering(again, "example.com", 443, use_default=False):
-        sites.ensure_challenge_location(again, match.server.ref, str(tmp_path / "webroot"))
-        sites.unswallow(again, match.server.ref)
+        sites.ensure_challenge_location(again, match.server.ref, str(tmp_path / "webroot"),
+                                        "example.com")
     assert not again.changed

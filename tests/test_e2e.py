@@ -6,6 +6,7 @@ that the renewal made exactly one reload, left every config file
 byte-identical, and that the new certificate was live when certbot exited.
 """
 import os
+import re
 import subprocess
 from importlib import metadata, util
 
@@ -13,7 +14,7 @@ import configobj
 import pytest
 
 import lab
-from certbot_nginx_webroot import nginxctl, probes
+from certbot_nginx_webroot import edit, nginxctl, probes
 
 pytestmark = [
     pytest.mark.e2e,
@@ -213,15 +214,21 @@ def test_dry_run_reloads_nothing_once_the_location_exists(acme, nginx):
 
 
 def test_nginx_not_serving_the_challenge_stops_before_the_ca(acme, nginx):
-    # A server-level "deny all" makes nginx answer 403: the self-check must
-    # catch it and certbot must fail without asking the CA to validate.
+    # A conditional server-level if that answers every GET: the plugin leaves
+    # it alone, the self-check catches the 403, certbot fails without asking
+    # the CA, the error names the if, and the location it inserted is gone.
     certbot = start_site(acme, nginx, proxy_site("denied.example").replace(
-        "    location /", "    deny all;\n    location /"))
+        "    location /", "    if ($request_method = GET) { return 403; }\n    location /"))
+    before = nginx.snapshot()
     proc = certbot.run("certonly", "-a", "nginx-webroot", *certbot.plugin_args(),
                        "-d", "denied.example", check=False)
+    out = proc.stderr + proc.stdout
     assert proc.returncode != 0
-    assert "nginx does not serve the challenge files" in proc.stderr + proc.stdout
-    assert "HTTP 403" in proc.stderr + proc.stdout
+    assert "nginx does not serve the challenge files" in out and "HTTP 403" in out
+    assert "server-level if at %s/sites/site.conf:4" % nginx.prefix in out
+    assert nginx.snapshot() == before
+    assert nginx.reloads() == 2  # the edit, and back to the original
+    assert lab.http_get("denied.example", "/.well-known/acme-challenge/x")[0] == 403
 
 
 def test_another_authenticator_with_this_installer_then_rollback(acme, nginx):
@@ -434,3 +441,428 @@ def test_enhance_adds_hsts_to_an_installed_certificate(acme, nginx):
                 *certbot.installer_args())
     assert nginx.reloads() == reloads + 1
     assert lab.https_get("later.example")[1]["strict-transport-security"] == "max-age=31536000"
+
+
+def test_location_choice_agrees_with_nginx(nginx):
+    # The config model's choice of location for a challenge URL, asked of
+    # nginx itself: every location answers with its own arguments.
+    from test_effective import LOCATION_CASES, URI
+    servers, names = [], {}
+
+    def tag(m):
+        names[f"L{len(names)}"] = m.group(1)
+        return 'location %s { return 200 "L%d";' % (m.group(1), len(names) - 1)
+    for i, (locations, _) in enumerate(LOCATION_CASES):
+        tagged = re.sub(r"location ([^{]+?) ?\{", tag, locations)
+        servers.append("server { listen {http}; server_name case%d.test; %s }\n" % (i, tagged))
+    nginx.write("sites/cases.conf", "".join(servers))
+    nginx.start()
+    for i, (locations, expected) in enumerate(LOCATION_CASES):
+        status, body = lab.http_get(f"case{i}.test", URI)
+        answer = names[body.decode()] if status == 200 else None
+        assert answer == (expected[-1] if expected else None), locations
+
+
+# -- layouts from real sites (issue 11) -------------------------------------
+
+def site_text(nginx):
+    with open(os.path.join(nginx.prefix, "sites/site.conf")) as f:
+        return f.read()
+
+
+def write_file(nginx, relpath, text):
+    path = os.path.join(nginx.prefix, relpath)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(os.path.dirname(path), 0o755)
+    return path
+
+
+ADOPTED = {
+    # the seed recipe done by hand, into a directory of its own, and its
+    # hand-made HTTPS block (no challenge location needed there)
+    "recipe": ("""\
+server {
+    listen {http};
+    server_name recipe.example;
+    location ^~ /.well-known/acme-challenge/ {
+        root {prefix}/www/well-known;
+    }
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+
+server {
+    listen {https} ssl;
+    server_name recipe.example;
+    ssl_certificate {prefix}/snakeoil.pem;
+    ssl_certificate_key {prefix}/snakeoil.key;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""", "www/well-known"),
+    # Mastodon: a plain prefix location under the server's root
+    "mastodon": ("""\
+server {
+    listen {http};
+    server_name social.example;
+    root {prefix}/www/mastodon/public;
+    location /.well-known/acme-challenge/ { allow all; }
+    location / { try_files $uri @proxy; }
+    location @proxy { proxy_pass http://127.0.0.1:{backend}; }
+}
+""", "www/mastodon/public"),
+    # Nextcloud: nested in its own ^~ /.well-known, root from the http level
+    "nextcloud": ("""\
+root {prefix}/www/nextcloud;
+server {
+    listen {http};
+    server_name cloud.example;
+    location ^~ /.well-known {
+        location = /.well-known/carddav { return 301 /remote.php/dav/; }
+        location /.well-known/acme-challenge { try_files $uri $uri/ =404; }
+        return 301 /index.php$request_uri;
+    }
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""", "www/nextcloud"),
+    # an alias in a location of the include's own
+    "alias": ("""\
+server {
+    listen {http};
+    server_name alias.example;
+    include {prefix}/snippets/acme.inc;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""", "acme-files"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ADOPTED))
+def test_an_existing_challenge_location_is_adopted(acme, nginx, kind):
+    site, served = ADOPTED[kind]
+    name = re.search(r"server_name (\S+);", site).group(1)
+    write_file(nginx, "snippets/acme.inc", nginx.fill(
+        "location /.well-known/acme-challenge/ { alias {prefix}/acme-files/; }\n"))
+    for directory in ("www/well-known", "www/mastodon/public", "www/nextcloud", "acme-files"):
+        os.makedirs(os.path.join(nginx.prefix, directory), mode=0o755, exist_ok=True)
+    snakeoil(nginx)
+    certbot = start_site(acme, nginx, site)
+    before = nginx.snapshot()
+    # certonly: no edit, no reload; the challenge files went where nginx serves them.
+    proc = certbot.run("certonly", "-a", "nginx-webroot", *certbot.plugin_args(), "-d", name)
+    assert nginx.snapshot() == before and nginx.reloads() == 0
+    directory = os.path.join(nginx.prefix, served)
+    assert directory in proc.stdout + proc.stderr  # said in one line
+    assert not os.path.exists(os.path.join(nginx.webroot, ".well-known"))
+    stored = configobj.ConfigObj(os.path.join(
+        certbot.directory, "config", "renewal", f"{name}.conf"))["renewalparams"]
+    if served.startswith("www/"):  # a root: the renewal finds it served without parsing
+        assert stored["nginx_webroot_path"] == directory
+    # Renewals from the renewal conf, with nothing added: still no edit or reload.
+    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+    assert nginx.snapshot() == before and nginx.reloads() == 0
+    assert lab.http_get(name, "/")[0] in (200, 301)
+
+
+def test_blocks_serving_different_directories_are_each_served(acme, nginx):
+    for directory in ("www/one", "www/two"):
+        os.makedirs(os.path.join(nginx.prefix, directory), mode=0o755)
+    certbot = start_site(acme, nginx, "".join("""\
+server {
+    listen {http};
+    server_name %s.example;
+    location ^~ /.well-known/acme-challenge/ { root {prefix}/www/%s; }
+}
+""" % (n, n) for n in ("one", "two")))
+    before = nginx.snapshot()
+    certbot.run("certonly", "-a", "nginx-webroot", *certbot.plugin_args(),
+                "-d", "one.example", "-d", "two.example")
+    assert nginx.snapshot() == before and nginx.reloads() == 0
+
+
+def test_a_challenge_location_that_proxies_is_refused_by_file_and_line(acme, nginx):
+    certbot = start_site(acme, nginx, """\
+server {
+    listen {http};
+    server_name proxied.example;
+    location /.well-known/acme-challenge/ { proxy_pass http://127.0.0.1:{backend}; }
+}
+""")
+    before = nginx.snapshot()
+    proc = certbot.run("certonly", "-a", "nginx-webroot", *certbot.plugin_args(),
+                       "-d", "proxied.example", check=False)
+    assert proc.returncode != 0
+    assert "%s/sites/site.conf:4" % nginx.prefix in proc.stdout + proc.stderr
+    assert "proxy_pass" in proc.stdout + proc.stderr
+    assert nginx.snapshot() == before and nginx.reloads() == 0
+
+
+PROTECTED = {
+    "auth_basic": ('auth_basic "staging";\n    auth_basic_user_file {prefix}/htpasswd;', 401),
+    "allow-deny": ("allow 192.0.2.1;\n    deny all;", 403),
+    "auth_request": ("auth_request /auth;\n    location = /auth { internal; return 401; }", 401),
+    "satisfy-any": ('satisfy any;\n    allow 192.0.2.1;\n    deny all;\n'
+                    '    auth_basic "staging";\n    auth_basic_user_file {prefix}/htpasswd;', 401),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PROTECTED))
+def test_a_protected_site_gets_its_certificate_and_stays_protected(acme, nginx, kind):
+    protection, status = PROTECTED[kind]
+    write_file(nginx, "htpasswd", "user:$apr1$lL0pWWmT$Q1m4M/UdpDBXK5Ql1b.bV/\n")
+    name = "staging.example"
+    issue_then_renew(acme, nginx, """\
+server {
+    listen {http};
+    server_name %s;
+    %s
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""" % (name, protection), [name], "--no-redirect")
+    assert lab.http_get(name, "/")[0] == status
+    assert lab.https_response(name, "/")[0] == status  # the HTTPS block the installer made
+    assert lab.http_get(name, "/.well-known/acme-challenge/missing")[0] == 404  # opened
+
+
+def test_a_redirect_only_block_with_included_locations_keeps_redirecting_them(acme, nginx):
+    cert, key = snakeoil(nginx)
+    write_file(nginx, "snippets/api.inc",
+               "location /api/ { return 200 \"api over plain http\\n\"; }\n")
+    issue_then_renew(acme, nginx, """\
+server {
+    listen {http};
+    server_name shop.example;
+    include {prefix}/snippets/api.inc;
+    return 301 https://$host$request_uri;
+}
+
+server {
+    listen {https} ssl;
+    server_name shop.example;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""" % (cert, key), ["shop.example"], "--redirect")
+    for path in ("/", "/api/x", "/.well-known/", "/.well-known/acme-challenge/../../api/x"):
+        assert lab.http_get("shop.example", path)[0] == 301, path
+    text = site_text(nginx)
+    assert "    return 301 https://$host$request_uri;\n" in text  # left where it was
+    assert "location / {" not in text.split("server {")[1]
+
+
+def test_a_conditional_if_is_left_alone(acme, nginx):
+    issue_then_renew(acme, nginx, """\
+map $http_user_agent $bad_bot {
+    default 0;
+    ~*evilbot 1;
+}
+server {
+    listen {http};
+    server_name guarded.example;
+    if ($bad_bot) { return 403; }
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""", ["guarded.example"], "--no-redirect")
+    text = site_text(nginx)
+    assert "    if ($bad_bot) { return 403; }\n" in text and "break;" not in text
+    assert lab.http_get("guarded.example", "/", headers={"User-Agent": "EvilBot"})[0] == 403
+    assert lab.http_get("guarded.example", "/")[0] == 200
+
+
+def test_a_catch_all_redirect_is_the_redirect_in_place(acme, nginx):
+    cert, key = snakeoil(nginx)
+    certbot = issue_then_renew(acme, nginx, """\
+server {
+    listen {http} default_server;
+    server_name _;
+    return 301 https://$host$request_uri;
+}
+
+server {
+    listen {https} ssl;
+    server_name a.test;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""" % (cert, key), ["a.test"], "--redirect")
+    assert certbot  # certbot exited 0 (issue_then_renew checks)
+    assert "if ($host" not in site_text(nginx)
+    assert lab.http_get("other.test", "/")[0] == 301
+
+
+def test_a_stock_default_site_gets_a_redirect_for_the_name_only(acme, nginx):
+    # Debian's default site answers every name; non-interactive certbot asks
+    # for the redirect by default.
+    os.makedirs(os.path.join(nginx.prefix, "www/html"), exist_ok=True)
+    write_file(nginx, "www/html/index.html", "welcome\n")
+    issue_then_renew(acme, nginx, """\
+server {
+    listen {http} default_server;
+    root {prefix}/www/html;
+    index index.html;
+    server_name _;
+    location / {
+        try_files $uri $uri/ =404;
+    }
+}
+""", ["stock.example"])
+    assert lab.http_get("stock.example", "/")[0] == 301
+    assert lab.http_get("other.example", "/") == (200, b"welcome\n")
+    assert lab.https_response("stock.example", "/") == (200, b"welcome\n")
+
+
+def test_renewal_from_a_plain_root_crontab(acme, nginx, tmp_path):
+    # cron: cwd /, PATH=/usr/bin:/bin (nginx is in /usr/sbin), `certbot -q renew`.
+    if lab.nginx_binary() != "/usr/sbin/nginx":
+        pytest.skip("the crontab PATH finds only the distro's nginx")
+    certbot = start_site(acme, nginx, proxy_site("cron.example"))
+    # Relative directories, from the nginx prefix; nginx found on PATH.
+    certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", "-d", "cron.example",
+                "--nginx-webroot-server-root", ".", "--nginx-webroot-path", "webroot",
+                "--no-redirect", cwd=nginx.prefix)
+    stored = configobj.ConfigObj(os.path.join(
+        certbot.directory, "config", "renewal", "cron.example.conf"))["renewalparams"]
+    assert stored["nginx_webroot_server_root"] == nginx.prefix
+    assert stored["nginx_webroot_path"] == nginx.webroot
+    before, reloads = nginx.snapshot(), nginx.reloads()
+    certbot.run("-q", "renew", "--force-renewal", "--no-random-sleep-on-renew", cwd="/",
+                env={"PATH": "/usr/bin:/bin", "HOME": "/root", "SHELL": "/bin/sh"})
+    assert nginx.reloads() - reloads == 1 and nginx.snapshot() == before
+    assert lab.served_cert_der("cron.example") == lab.leaf_der(certbot.live("cron.example"))
+
+
+def user_lines(text):
+    """The lines a user wrote: every line the plugin adds is marked."""
+    return [line for line in text.splitlines() if edit.MARK not in line and line.strip()]
+
+
+def test_the_https_block_is_copied_from_the_site_not_the_ipv6_default(acme, nginx):
+    os.makedirs(os.path.join(nginx.prefix, "www/html"), exist_ok=True)
+    write_file(nginx, "www/html/index.html", "Welcome to nginx!\n")
+    site = """\
+server {
+    listen [::]:{http} default_server;
+    root {prefix}/www/html;
+    index index.html;
+    server_name _;
+}
+
+server {
+    listen {http};
+    server_name v4.example;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+} """  # the file's last line ends with a space
+    issue_then_renew(acme, nginx, site, ["v4.example"], "--no-redirect")
+    assert lab.https_response("v4.example", "/") == (200, b"backend 127.0.0.1\n")
+    text = site_text(nginx)
+    assert user_lines(text) == user_lines(nginx.fill(site)) and "\n} \n" in text
+
+
+def test_a_shared_block_redirects_and_serves_only_covered_names(acme, nginx):
+    certbot = issue_then_renew(acme, nginx, proxy_site("a.example legacy.example"),
+                               ["a.example"], "--redirect")
+    assert lab.http_get("a.example", "/")[0] == 301
+    assert lab.http_get("legacy.example", "/") == (200, b"backend 127.0.0.1\n")
+    text = site_text(nginx)
+    assert f"server_name a.example;  {edit.MARK}" in text  # the new HTTPS block
+    # A second lineage for the other name gets its own HTTPS block; both work.
+    certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(),
+                "-d", "legacy.example", "--redirect")
+    for name in ("a.example", "legacy.example"):
+        assert lab.served_cert_der(name) == lab.leaf_der(certbot.live(name)), name
+        assert lab.http_get(name, "/")[0] == 301
+    assert user_lines(site_text(nginx)) == user_lines(nginx.fill(
+        proxy_site("a.example legacy.example")))
+
+
+def test_replacing_a_certificate_another_lineage_needs_is_refused(acme, nginx):
+    cert, key = snakeoil(nginx)
+    certbot = start_site(acme, nginx, """\
+server {
+    listen {http};
+    listen {https} ssl;
+    server_name a.example b.example;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""" % (cert, key))
+    args = ["-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(), "--no-redirect"]
+    certbot.run(*args, "-d", "a.example")
+    before = nginx.snapshot()
+    proc = certbot.run(*args, "-d", "b.example", check=False)
+    assert proc.returncode != 0
+    assert "serves a.example with" in proc.stdout + proc.stderr
+    assert "-d a.example -d b.example" in proc.stdout + proc.stderr
+    assert nginx.snapshot() == before
+    assert lab.served_cert_der("a.example") == lab.leaf_der(certbot.live("a.example"))
+
+
+def test_a_name_that_redirects_to_another_gets_an_https_block_that_does_too(acme, nginx):
+    site = """\
+server {
+    listen {http};
+    server_name old.example;
+    return 301 https://new.example$request_uri;
+}
+"""
+    issue_then_renew(acme, nginx, site, ["old.example"], "--redirect")
+    status, _ = lab.https_response("old.example", "/page")
+    assert status == 301
+    assert user_lines(site_text(nginx)) == user_lines(nginx.fill(site))
+
+
+def test_https_on_another_port_gets_the_certificate_there(acme, nginx):
+    cert, key = snakeoil(nginx)
+    other = lab.HTTPS_PORT + 1
+    site = """\
+server {
+    listen {http};
+    server_name tls.example;
+    return 301 https://$host:%d$request_uri;
+}
+
+server {
+    listen %d ssl;
+    server_name tls.example;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""" % (other, other, cert, key)
+    certbot = start_site(acme, nginx, site)
+    certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(),
+                "-d", "tls.example", "--redirect")
+    issued = lab.leaf_der(certbot.live("tls.example"))
+    assert lab.served_cert_der("tls.example", port=other) == issued
+    text = site_text(nginx)
+    assert str(lab.HTTPS_PORT) not in text  # no new block on --https-port
+    before, reloads = nginx.snapshot(), nginx.reloads()
+    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+    assert nginx.reloads() - reloads == 1 and nginx.snapshot() == before
+    renewed = lab.leaf_der(certbot.live("tls.example"))
+    assert renewed != issued and lab.served_cert_der("tls.example", port=other) == renewed
+
+
+def test_a_block_on_both_ports_redirects_plain_http_only(acme, nginx):
+    cert, key = snakeoil(nginx)
+    site = """\
+server {
+    listen {http};
+    listen {https} ssl;
+    server_name mixed.example other.example;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""" % (cert, key)
+    issue_then_renew(acme, nginx, site, ["mixed.example"], "--redirect")
+    assert lab.http_get("mixed.example", "/page")[0] == 301
+    assert lab.https_response("mixed.example", "/page") == (200, b"backend 127.0.0.1\n")
+    assert lab.http_get("mixed.example", "/.well-known/acme-challenge/x")[0] == 404
+    assert lab.http_get("other.example", "/page")[0] == 200  # not covered: not redirected
+    # Only the certificate lines changed (marked now); every other user line stays.
+    assert user_lines(site_text(nginx)) == [line for line in user_lines(nginx.fill(site))
+                                            if "ssl_certificate" not in line]

@@ -108,6 +108,14 @@ def test_copy_after_duplicates_the_block_after_a_blank_line():
                                  "    server {\n        listen 80;\n    }\n}\n")
 
 
+@pytest.mark.parametrize("after", [" ", " # end of site", "\t", " \n", " # end\n", "\t\n"])
+def test_copy_after_leaves_the_closing_line_as_it_was(after):
+    conf = parser.parse("server {\n    listen 80;\n}%s" % after, "t.conf")
+    edit.copy_after(conf, 0, conf.newline)
+    assert parser.dump(conf) == ("server {\n    listen 80;\n}%s\n\n"
+                                 "server {\n    listen 80;\n}\n" % after.rstrip("\n"))
+
+
 def test_nest_reindents_user_text():
     assert edit.nest("if ($a) {\n        return 301 x;\n    }", 1) == \
         "    if ($a) {\n        return 301 x;\n    }"

@@ -209,34 +209,58 @@ def test_unwritable_webroot_is_a_clear_error(tmp_path, fake):
     assert "cannot write the challenge file" in str(err.value)
 
 
-def test_redirect_only_block_gets_its_return_moved_into_location(tmp_path, fake):
+def test_redirect_only_block_gets_a_guard_and_keeps_its_return(tmp_path, fake):
     root = write_conf(tmp_path, {"a.conf": "server {\n    listen 80;\n    server_name a.example;\n"
                                  "    return 301 https://$host$request_uri;\n}\n"})
     make_plugin(tmp_path).perform([achall("a.example")])
     text = (root / "sites/a.conf").read_text()
-    assert ("    location / {  %s\n        return 301 https://$host$request_uri;\n    }  %s\n"
-            % (edit.MARK, edit.MARK)) in text
-    assert text.count("location ^~ /.well-known/acme-challenge/") == 1
-    assert "    return 301" not in text.replace("        return 301", "")
+    assert text.startswith(
+        "server {\n    listen 80;\n    server_name a.example;\n"
+        '    if ($uri ~ "^/\\.well-known/acme-challenge/") {  %s\n        break;  %s\n    }  %s\n'
+        "    return 301 https://$host$request_uri;\n    location ^~ /.well-known/acme-challenge/ {"
+        % ((edit.MARK,) * 3))
+    assert (fake.tests, fake.reloads) == (2, 1)  # nginx -t before the edit and after
 
 
-def test_existing_location_with_another_root_is_refused(tmp_path, fake):
-    write_conf(tmp_path, {"a.conf": PROXY.replace(
-        "    location / {", "    location /.well-known/acme-challenge/ { root /srv/le; }\n"
-        "    location / {")})
+def test_refusal_after_the_edit_leaves_no_edit_behind(tmp_path, fake, monkeypatch):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    before = snapshot(root)
+    monkeypatch.setattr(probes, "fetch", lambda *a, **k: (401, b"auth"))
+    inst = make_plugin(tmp_path)
+    monkeypatch.setattr(plugin, "SELF_CHECK_TIMEOUT", 0)
     with pytest.raises(errors.PluginError) as err:
-        make_plugin(tmp_path).perform([achall("a.example")])
-    assert "--nginx-webroot-path /srv/le" in str(err.value)
+        inst.perform([achall("a.example")])
+    assert "HTTP 401" in str(err.value)
+    after = snapshot(root)
+    assert {p: after[p] for p in before} == before  # the files the edit went into
+    assert fake.reloads == 2  # the edit's, then back to the original
 
 
-def test_existing_location_without_root_is_refused(tmp_path, fake):
+def test_existing_location_with_another_root_is_adopted(tmp_path, fake):
+    served = tmp_path / "srv/le"
     root = write_conf(tmp_path, {"a.conf": PROXY.replace(
-        "    location / {", "    location /.well-known/ { allow all; }\n    location / {")})
+        "    location / {", "    location /.well-known/acme-challenge/ { root %s; }\n"
+        "    location / {" % served)})
+    before = snapshot(root)
+    fake.serving = fake._loaded()  # nginx runs this configuration
+    inst = make_plugin(tmp_path)
+    responses = inst.perform([achall("a.example")])
+    assert responses == ["response-a.example"]
+    # certbot stores it in the renewal conf: renewals find it served at once
+    assert inst.config.nginx_webroot_path == str(served)
+    assert snapshot(root) == before and (fake.tests, fake.reloads) == (0, 0)
+    assert os.listdir(served / ".well-known/acme-challenge")  # served from there
+
+
+def test_location_that_proxies_the_challenge_path_is_refused(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY.replace(
+        "    location / {", "    location /.well-known/acme-challenge/ {\n"
+        "        proxy_pass http://127.0.0.1:9000;\n    }\n    location / {")})
     before = snapshot(root)
     with pytest.raises(errors.PluginError) as err:
         make_plugin(tmp_path).perform([achall("a.example")])
-    assert "sites/a.conf:4" in str(err.value) and "sets no root" in str(err.value)
-    assert snapshot(root) == before
+    assert "sites/a.conf:4" in str(err.value) and "proxy_pass (" in str(err.value)
+    assert snapshot(root) == before and fake.reloads == 0
 
 
 def test_location_in_an_included_snippet_is_recognised(tmp_path, fake):
@@ -247,9 +271,8 @@ def test_location_in_an_included_snippet_is_recognised(tmp_path, fake):
     (root / "snippets/le.inc").write_text(
         "location ^~ /.well-known/acme-challenge/ {\n    root %s;\n}\n" % webroot)
     config = Config.load(str(root / "nginx.conf"))
-    node, served = sites.served_challenge_dir(config, config.server_blocks()[0])
-    assert node.file == str(root / "snippets/le.inc")
-    assert os.path.normpath(served) == str(webroot / ".well-known/acme-challenge")
+    served = sites.served_challenge_dir(config, config.server_blocks()[0], "a.example", "/")
+    assert served == str(webroot / ".well-known/acme-challenge")
 
 
 @pytest.mark.parametrize("location", [
@@ -365,17 +388,36 @@ def test_certificate_set_in_a_shared_include_is_refused(tmp_path, fake):
 
 
 def test_redirect_enhancement_keeps_the_challenge_reachable(tmp_path, fake):
-    root = write_conf(tmp_path, {"a.conf": PROXY})
+    root = write_conf(tmp_path, {"a.conf": PROXY.replace("a.example;",
+                                                         "a.example legacy.example;")})
     inst = make_plugin(tmp_path)
     inst.enhance("a.example", "redirect")
     inst.save("redirect")
     text = (root / "sites/a.conf").read_text()
-    assert ('    if ($request_uri !~ "^/.well-known/acme-challenge/") {  %s\n'
+    # For the certificate's name only; challenges stop before it.
+    assert ("    server_name a.example legacy.example;\n"
+            '    if ($uri ~ "^/\\.well-known/acme-challenge/") {  %s\n'
+            "        break;  %s\n    }  %s\n"
+            "    if ($host = a.example) {  %s\n"
             "        return 301 https://$host$request_uri;  %s\n    }  %s\n"
-            % ((edit.MARK,) * 3)) in text
-    assert not sites.swallows(inst._load().server_blocks()[0].children[2])
+            % ((edit.MARK,) * 6)) in text
     with pytest.raises(errors.PluginEnhancementAlreadyPresent):
         make_plugin(tmp_path).enhance("a.example", "redirect")
+    legacy = make_plugin(tmp_path)
+    legacy.enhance("legacy.example", "redirect")  # not yet redirected: its own if
+    legacy.save("redirect")
+    text = (root / "sites/a.conf").read_text()
+    assert text.count("break;") == 1 and "if ($host = legacy.example)" in text
+
+
+def test_catch_all_redirect_is_a_redirect_in_place(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": "server {\n    listen 80 default_server;\n"
+                                 "    server_name _;\n    include redirect.inc;\n}\n"})
+    (root / "redirect.inc").write_text("return 301 https://$host$request_uri;\n")
+    before = snapshot(root)
+    with pytest.raises(errors.PluginEnhancementAlreadyPresent):
+        make_plugin(tmp_path).enhance("a.example", "redirect")
+    assert snapshot(root) == before
 
 
 def test_get_all_names_lists_plain_names(tmp_path, fake):
@@ -537,3 +579,68 @@ def test_a_deeply_nested_server_block_is_edited_and_copied(tmp_path, fake):
     text = (root / "sites/a.conf").read_text()
     assert text.count("location /a {") == 2 * depth  # the :80 block and its HTTPS copy
     assert text.count("location ^~ /.well-known/acme-challenge/") == 2
+
+
+def self_signed(tmp_path, *names):
+    import subprocess
+    cert = tmp_path / f"{names[0]}.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", f"/CN={names[0]}",
+                    "-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names),
+                    "-keyout", str(tmp_path / f"{names[0]}.key"), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert)
+
+
+def test_https_block_is_copied_from_the_named_block_not_a_default_elsewhere(tmp_path, fake):
+    # Debian's stock default answers on [::]:80; the site only on IPv4.
+    root = write_conf(tmp_path, {
+        "0-default.conf": "server {\n    listen [::]:80 default_server;\n    server_name _;\n"
+                          "    root /var/www/html;\n}\n",
+        "a.conf": PROXY})
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
+    inst.save("deploy")
+    assert "443" not in (root / "sites/0-default.conf").read_text()
+    copy = (root / "sites/a.conf").read_text().split("\n\nserver {")[1]
+    assert "proxy_pass" in copy and f"listen 443 ssl http2;  {edit.MARK}" in copy
+    assert "[::]" not in copy
+
+
+def test_replacing_a_certificate_other_names_still_need_is_refused(tmp_path, fake):
+    a = self_signed(tmp_path, "a.example")
+    b = self_signed(tmp_path, "b.example")
+    root = write_conf(tmp_path, {"ab.conf": "server {\n    listen 443 ssl;\n"
+                                 "    server_name a.example b.example;\n"
+                                 f"    ssl_certificate {a};\n    ssl_certificate_key /k;\n}}\n"})
+    before = snapshot(root)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).deploy_cert("b.example", b, "/k2", None, b)
+    assert "ab.conf:1" in str(err.value) and "serves a.example with" in str(err.value)
+    assert "-d a.example -d b.example" in str(err.value)
+    assert snapshot(root) == before
+    both = self_signed(tmp_path, "b.example", "a.example")
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("b.example", both, "/k2", None, both)  # covers both: fine
+    inst.save("deploy")
+    assert both in (root / "sites/ab.conf").read_text()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/nginx"), reason="needs /usr/sbin/nginx")
+def test_prepare_finds_nginx_from_a_crontab_path(tmp_path, monkeypatch):
+    write_conf(tmp_path, {})
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # a root crontab's; nginx is in /usr/sbin
+    make_plugin(tmp_path).prepare()
+    assert "/usr/sbin" in os.environ["PATH"].split(os.pathsep)
+
+
+def test_directory_options_are_stored_absolute(tmp_path, monkeypatch):
+    import argparse
+    parser = argparse.ArgumentParser()
+    plugin.NginxWebroot.inject_parser_options(parser, "nginx-webroot")
+    monkeypatch.chdir(tmp_path)
+    parsed = parser.parse_args(["--nginx-webroot-path", "web",
+                                "--nginx-webroot-server-root", "."])
+    assert parsed.nginx_webroot_path == str(tmp_path / "web")
+    assert parsed.nginx_webroot_server_root == str(tmp_path)
+    assert parser.parse_args([]).nginx_webroot_path == "/var/www/_letsencrypt"

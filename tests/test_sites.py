@@ -1,7 +1,7 @@
 """Server-block operations on the config model (no certbot, no nginx)."""
 import pytest
 
-from certbot_nginx_webroot import edit, lookup, nginxctl, parser, sites
+from certbot_nginx_webroot import edit, effective, lookup, nginxctl, parser, sites
 from certbot_nginx_webroot.config import Config
 
 M = edit.MARK
@@ -21,37 +21,53 @@ def text(config):
     ("return 301 https://$host$request_uri;", True),
     ("return 404;", True),
     ("rewrite ^ https://$host$request_uri? permanent;", True),
+    ("rewrite ^/(.*)$ /index.php?q=$1 last;", True),  # rewrites the challenge away
     ("rewrite ^/old$ /new last;", False),
-    ("if ($host = a.example) { return 301 https://$host$request_uri; }", True),
-    ('if ($request_uri !~ "^/.well-known/acme-challenge/") { return 301 https://x; }', False),
+    ("if ($host = a.example) { return 301 https://$host$request_uri; }", False),  # conditional
+    ("if ($bad_bot) { return 403; }", False),
     ("set $x 1;", False),
 ])
-def test_swallows(directive, expected):
-    assert sites.swallows(parser.parse(directive).children[0]) is expected
+def test_answers_every_request(directive, expected):
+    assert sites.answers_every_request(parser.parse(directive).children[0]) is expected
 
 
-def test_certbot_style_redirect_block_is_moved_whole(tmp_path):
-    config = load(tmp_path, "server {\n    if ($host = a.example) {\n"
-                  "        return 301 https://$host$request_uri;\n    } # managed by Certbot\n"
-                  "    listen 80;\n    server_name a.example;\n"
-                  "    return 404; # managed by Certbot\n}\n")
-    sites.unswallow(config, config.server_blocks()[0])
-    assert text(config) == (
-        f"server {{\n    location / {{  {M}\n        if ($host = a.example) {{\n"
-        "            return 301 https://$host$request_uri;\n        } # managed by Certbot\n"
-        f"        return 404; # managed by Certbot\n    }}  {M}\n"
-        "    listen 80;\n    server_name a.example;\n}\n")
-    assert not any(sites.swallows(n) for n in config.server_blocks()[0].children)
+def test_certbot_style_redirect_block_gets_the_guard_first(tmp_path):
+    source = ("server {\n    if ($host = a.example) {\n"
+              "        return 301 https://$host$request_uri;\n    } # managed by Certbot\n"
+              "    listen 80;\n    server_name a.example;\n"
+              "    return 404; # managed by Certbot\n}\n")
+    config = load(tmp_path, source)
+    sites.ensure_challenge_location(config, config.server_blocks()[0], "/w", "a.example")
+    # Every user line stays as it was; the guard goes before the first
+    # server-level directive that may answer (the conditional if).
+    assert text(config).startswith(
+        f'server {{\n    if ($uri ~ "^/\\.well-known/acme-challenge/") {{  {M}\n'
+        f"        break;  {M}\n    }}  {M}\n    if ($host = a.example) {{\n")
+    assert "".join(line for line in text(config).splitlines(True) if M not in line) == source
+    server = config.server_blocks()[0]
+    assert effective.select_location(config, server, sites.challenge_uri()) == [
+        n for n in server.children if n.name == "location"]
 
 
-def test_unswallow_refuses_when_other_locations_exist(tmp_path):
-    config = load(tmp_path, "server {\n    listen 80;\n    return 301 https://x;\n"
-                  "    location /api { proxy_pass http://b; }\n}\n")
-    before = text(config)
-    with pytest.raises(sites.SiteError) as err:
-        sites.unswallow(config, config.server_blocks()[0])
-    assert "sites.conf:1" in str(err.value) and "line 3" in str(err.value)
-    assert text(config) == before and not config.changed
+def test_guard_leaves_included_locations_behind_the_return(tmp_path):
+    (tmp_path / "locs.inc").write_text("location /api { proxy_pass http://b; }\n")
+    config = load(tmp_path, "server {\n    listen 80;\n    include locs.inc;\n"
+                  "    return 301 https://$host$request_uri;\n}\n")
+    server = config.server_blocks()[0]
+    sites.ensure_challenge_location(config, server, "/w", "a.example")
+    body = text(config)
+    assert "    return 301 https://$host$request_uri;\n" in body  # still at server level
+    assert body.index("break;") < body.index("return 301")
+    assert "location / " not in body
+
+
+def test_conditional_if_alone_gets_no_guard(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    if ($bad_bot) { return 403; }\n"
+                  "    location / { proxy_pass http://b; }\n}\n")
+    server = config.server_blocks()[0]
+    sites.ensure_challenge_location(config, server, "/w", "a.example")
+    assert "break;" not in text(config)
+    assert [n.line for n in sites.server_level_ifs(config, server)] == [3]
 
 
 def test_https_copy_of_a_catch_all_is_for_the_name_only(tmp_path):
@@ -99,6 +115,46 @@ def test_http2_directive_is_per_block_and_not_doubled(tmp_path):
     assert f"    http2 off;  {M}" in parser.dump_node(b)
 
 
+def test_set_certificate_leaves_a_listen_that_ssl_on_makes_tls(tmp_path):
+    config = load(tmp_path, "server {\n    listen 443;\n    ssl on;\n"
+                  "    server_name a.example;\n}\n")
+    sites.set_certificate(config, config.server_blocks()[0], "/f.pem", "/k.pem", 443)
+    assert "    listen 443;\n" in text(config)
+
+
+def test_https_copy_lists_only_the_names_the_certificate_covers(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n"
+                  "    server_name a.example legacy.example www.a.example;\n}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                   "a.example", 80, 443, None, ["a.example", "*.a.example"])
+    assert f"    server_name a.example www.a.example;  {M}" in parser.dump_node(copy)
+
+
+def test_https_copy_of_a_redirect_to_another_name_keeps_the_redirect(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name old.example;\n"
+                  "    return 301 https://new.example$request_uri;\n}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "old.example", 80)[0],
+                                   "old.example", 80, 443)
+    assert f"    return 301 https://new.example$request_uri;  {M}" in parser.dump_node(copy)
+
+
+def test_tls_blocks_on_every_port_get_the_certificate(tmp_path):
+    config = load(tmp_path, "server { listen 80; server_name a.example;"
+                  " return 301 https://$host:8443$request_uri; }\n"
+                  "server { listen 8443; ssl on; server_name a.example; }\n"
+                  "server { listen 8444 ssl; server_name a.example; }\n"
+                  "server { listen 9000; server_name a.example; }\n"  # plain HTTP
+                  "server { listen 8445 ssl default_server; server_name _; }\n")
+    found = sites.tls_blocks(config, "a.example", 443)
+    assert [(block.line, port) for block, port in found] == [(2, 8443), (3, 8444)]
+
+
+def test_covers():
+    assert sites.covers(["a.example", "*.b.example"], "x.b.example")
+    assert not sites.covers(["*.b.example"], "b.example")
+    assert not sites.covers(["*.b.example"], "y.x.b.example")
+
+
 def test_set_certificate_adds_ssl_to_a_plain_listen(tmp_path):
     config = load(tmp_path, "server {\n    listen 443;\n    server_name a.example;\n}\n")
     sites.set_certificate(config, config.server_blocks()[0], "/f.pem", "/k.pem", 443)
@@ -107,18 +163,35 @@ def test_set_certificate_adds_ssl_to_a_plain_listen(tmp_path):
                             f"    ssl_certificate_key /k.pem;  {M}\n}}\n")
 
 
-def test_add_redirect_refuses_a_block_on_both_ports(tmp_path):
+def test_a_block_on_both_ports_redirects_plain_http_only(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n    listen 443 ssl;\n"
-                  "    server_name a.example;\n}\n")
-    with pytest.raises(sites.SiteError):
-        sites.add_redirect(config, sites.answering(config, "a.example", 80)[0], 443)
+                  "    server_name a.example b.example c.example;\n}\n")
+    for name in ("a.example", "b.example"):
+        assert sites.add_redirect(config, sites.answering(config, name, 80)[0], 443, name)
+    body = text(config).replace(f"  {M}", "")
+    assert body == (
+        "server {\n    listen 80;\n    listen 443 ssl;\n"
+        "    server_name a.example b.example c.example;\n"
+        '    if ($uri ~ "^/\\.well-known/acme-challenge/") {\n        break;\n    }\n'
+        "    set $nginx_webroot_redirect 0;\n"
+        "    if ($host = b.example) {\n        set $nginx_webroot_redirect 1;\n    }\n"
+        "    if ($host = a.example) {\n        set $nginx_webroot_redirect 1;\n    }\n"
+        "    if ($https) {\n        set $nginx_webroot_redirect 0;\n    }\n"
+        "    if ($nginx_webroot_redirect) {\n"
+        "        return 301 https://$host$request_uri;\n    }\n}\n")
+    server = config.server_blocks()[0]
+    assert sites.redirects_to_https(config, server, "a.example")
+    assert sites.redirects_to_https(config, server, "b.example")
+    assert not sites.redirects_to_https(config, server, "c.example")
 
 
 def test_redirect_on_another_https_port_names_it(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example;\n}\n")
-    assert sites.add_redirect(config, sites.answering(config, "a.example", 80)[0], 8443)
+    match = sites.answering(config, "a.example", 80)[0]
+    assert sites.add_redirect(config, match, 8443, "a.example")
     assert "return 301 https://$host:8443$request_uri;" in text(config)
-    assert not sites.add_redirect(config, sites.answering(config, "a.example", 80)[0], 8443)
+    assert not sites.add_redirect(config, sites.answering(config, "a.example", 80)[0], 8443,
+                                  "a.example")
 
 
 def test_ambiguity_names_both_places(tmp_path):

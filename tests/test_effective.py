@@ -1,0 +1,188 @@
+"""The effective view of a server block: nginx's location choice and
+inheritance, on the config model (nginx's own behaviour is checked end to
+end in test_e2e)."""
+import pytest
+
+from certbot_nginx_webroot import edit, effective, sites
+from certbot_nginx_webroot.config import Config
+
+URI = sites.challenge_uri()
+CHALLENGE_DIR = ".well-known/acme-challenge"
+
+
+def load(tmp_path, server_text, http_extra="", files=None):
+    for name, content in (files or {}).items():
+        (tmp_path / name).write_text(content)
+    (tmp_path / "nginx.conf").write_text(
+        "http {\n%s    include sites.conf;\n}\n" % http_extra)
+    (tmp_path / "sites.conf").write_text(server_text)
+    config = Config.load(str(tmp_path / "nginx.conf"))
+    return config, config.server_blocks()[0]
+
+
+def chosen(config, server, uri=URI):
+    return [" ".join(n.args) for n in effective.select_location(config, server, uri)]
+
+
+LOCATION_CASES = [
+    # the longest prefix wins over a shorter one, whatever their order
+    ("location /.well-known/acme-challenge/ {} location /.well-known/ {}",
+     ["/.well-known/acme-challenge/"]),
+    # a regex beats a plain prefix ...
+    ("location /.well-known/acme-challenge/ {} location ~ /\\. { deny all; }", ["~ /\\."]),
+    # ... but not one with ^~
+    ("location ^~ /.well-known/acme-challenge/ {} location ~ /\\. { deny all; }",
+     ["^~ /.well-known/acme-challenge/"]),
+    # ^~ counts on the longest matching prefix only
+    ("location ^~ /.well-known/ {} location ~ acme {} location /.well-known/acme-challenge {}",
+     ["~ acme"]),
+    ("location ^~ /.well-known/ {} location ~ acme {} location /.well-known {}",
+     ["^~ /.well-known/"]),
+    # regexes in config order: the first that matches
+    ("location ~* \\.TXT$ {} location ~ challenge {} location ~ well {}", ["~ challenge"]),
+    ("location ~ ^/\\.well-known/acme-challenge/(.*)$ {} location / {}",
+     ["~ ^/\\.well-known/acme-challenge/(.*)$"]),
+    # modifiers glued to the pattern, as nginx allows
+    ("location =/x {} location ~/\\.well {}", ["~/\\.well"]),
+    # exact matches only the exact URI
+    ("location = /.well-known/acme-challenge/ {} location / {}", ["/"]),
+    # Nextcloud: nested in ^~ /.well-known, beside exact ones
+    ("location ^~ /.well-known { location = /.well-known/carddav { return 301 /x; }"
+     " location /.well-known/acme-challenge { try_files $uri $uri/ =404; }"
+     " return 301 /index.php$request_uri; }",
+     ["^~ /.well-known", "/.well-known/acme-challenge"]),
+    # a regex of the outer level beats a nested prefix of a plain prefix location
+    ("location /.well-known/ { location /.well-known/acme-challenge/ {} } location ~ acme {}",
+     ["~ acme"]),
+    # a regex location's own nested locations are searched
+    ("location ~ well-known { location ~ challenge {} }", ["~ well-known", "~ challenge"]),
+    # named locations never match a URI
+    ("location @fallback {}", []),
+]
+
+
+@pytest.mark.parametrize("locations, expected", LOCATION_CASES)
+def test_select_location_follows_nginx(tmp_path, locations, expected):
+    # test_e2e.py::test_location_choice_agrees_with_nginx asks nginx itself.
+    config, server = load(tmp_path, "server { listen 80; %s }\n" % locations)
+    assert chosen(config, server) == expected
+
+
+def test_locations_from_an_include_count(tmp_path):
+    config, server = load(tmp_path, "server {\n    include le.inc;\n    location / {}\n}\n",
+                          files={"le.inc": "location ^~ /.well-known/ { root /srv; }\n"})
+    assert chosen(config, server) == ["^~ /.well-known/"]
+
+
+@pytest.mark.parametrize("server_text, http_extra, expected", [
+    ("server { root /srv/site; location /.well-known/acme-challenge/ { allow all; } }", "",
+     "/srv/site"),  # Mastodon: the server's root
+    ("server { location ^~ /.well-known/acme-challenge/ { root /var/www/wk; } }",
+     "    root /ignored;\n", "/var/www/wk"),
+    ("server { location /.well-known/acme-challenge/ {} }", "    root /srv/http-level;\n",
+     "/srv/http-level"),  # inherited from http
+    ("server { root /srv/$host; location /.well-known/acme-challenge/ {} }", "",
+     "/srv/a.example"),
+    ("server { location /.well-known/acme-challenge/ {} }", "", "/prefix/html"),  # compiled in
+    ("server { root www; location /.well-known/acme-challenge/ {} }", "", "/prefix/www"),
+])
+def test_document_root_is_inherited_as_nginx_does(tmp_path, server_text, http_extra, expected):
+    config, server = load(tmp_path, server_text + "\n", http_extra)
+    assert sites.served_challenge_dir(config, server, "a.example", "/prefix") == \
+        f"{expected}/{CHALLENGE_DIR}"
+
+
+@pytest.mark.parametrize("server_text, expected", [
+    ("location /.well-known/acme-challenge/ { alias /srv/acme/; }", "/srv/acme"),
+    ("location ^~ /.well-known/ { alias /srv/wk/; }", "/srv/wk/acme-challenge"),
+    # a nested location without root or alias inherits the outer alias
+    ("location ^~ /.well-known/ { alias /srv/wk/; location /.well-known/acme-challenge/ {} }",
+     "/srv/wk/acme-challenge"),
+    ("location ^~ /.well-known/ { alias /srv/wk/;"
+     " location /.well-known/acme-challenge/ { root /srv/own; } }", f"/srv/own/{CHALLENGE_DIR}"),
+])
+def test_alias(tmp_path, server_text, expected):
+    config, server = load(tmp_path, "server { root /srv/site; %s }\n" % server_text)
+    assert sites.served_challenge_dir(config, server, "a.example", "/") == expected
+
+
+@pytest.mark.parametrize("location, message", [
+    ("location /.well-known/acme-challenge/ { proxy_pass http://b; }", "proxy_pass"),
+    ("location ^~ /.well-known/acme-challenge/ { return 404; }", "return"),
+    ("location ~ acme-challenge { fastcgi_pass unix:/x; }", "fastcgi_pass"),
+    ("location /.well-known/acme-challenge/ { try_files /index.html =404; }", "try_files"),
+    ("location /.well-known/acme-challenge/ { deny all; }", "allow all;"),
+    ("location /.well-known/acme-challenge/ { root /srv/$cookie_x; }", "$cookie_x"),
+])
+def test_a_challenge_location_that_does_not_serve_files_is_refused(tmp_path, location, message):
+    config, server = load(tmp_path, "server {\n    listen 80;\n    %s\n}\n" % location)
+    with pytest.raises(sites.SiteError) as err:
+        sites.served_challenge_dir(config, server, "a.example", "/")
+    assert "sites.conf:3" in str(err.value) and message in str(err.value)
+
+
+def test_a_well_known_proxy_is_not_adopted_and_ours_wins(tmp_path):
+    # Matrix delegation and the like: the plugin's longer prefix takes the
+    # challenge path alone.
+    config, server = load(tmp_path, "server {\n    listen 80;\n"
+                          "    location /.well-known/ { proxy_pass http://b; }\n}\n")
+    assert sites.ensure_challenge_location(config, server, "/w", "a.example") is None
+    assert chosen(config, server) == ["^~ /.well-known/acme-challenge/"]
+
+
+def test_a_challenge_location_a_regex_shadows_is_named(tmp_path):
+    config, server = load(tmp_path, "server {\n    listen 80;\n"
+                          "    location /.well-known/acme-challenge/ { root /srv; }\n"
+                          "    location ~ /\\. { deny all; }\n}\n")
+    with pytest.raises(sites.SiteError) as err:
+        sites.ensure_challenge_location(config, server, "/w", "a.example")
+    assert "sites.conf:3" in str(err.value) and "sites.conf:4" in str(err.value)
+    assert "location ^~ /.well-known/acme-challenge/" in str(err.value)
+    assert not config.changed
+
+
+@pytest.mark.parametrize("protection, http_extra, opening", [
+    ('auth_basic "staging"; auth_basic_user_file /etc/htpasswd;', "", ["auth_basic off;"]),
+    ("allow 10.0.0.0/8; deny all;", "", ["allow all;"]),
+    ("include protect.inc;", "", ["auth_basic off;", "allow all;"]),
+    ("auth_request /auth; satisfy any;", "", ["auth_request off;"]),
+    ("", '    auth_basic "all sites";\n', ["auth_basic off;"]),  # from http level
+    ('auth_basic off;', '    auth_basic "all sites";\n', []),
+    ("deny 192.0.2.1;", "", []),  # everyone else may pass
+])
+def test_the_challenge_location_alone_is_opened(tmp_path, protection, http_extra, opening):
+    config, server = load(
+        tmp_path, "server {\n    listen 80;\n    %s\n    location / { root /srv; }\n}\n"
+        % protection, http_extra,
+        files={"protect.inc": 'auth_basic "x";\ndeny 192.0.2.0/24;\ndeny all;\n'})
+    sites.ensure_challenge_location(config, server, "/w", "a.example")
+    location = effective.select_location(config, server, URI)[-1]
+    lines = [n.raw for n in location.children][5:]  # after the plugin's own five
+    assert lines == opening
+    assert not effective.access(config, effective.scopes(config, server, [location]))
+    # the rest of the site keeps its protection
+    rest = effective.select_location(config, server, "/secret")
+    assert bool(effective.access(config, effective.scopes(config, server, rest))) == \
+        bool(opening)
+
+
+def test_redirects_to_https_reads_includes_and_host_conditions(tmp_path):
+    config, server = load(tmp_path, "server {\n    listen 80;\n    server_name _;\n"
+                          "    if ($host = a.example) { return 301 https://$host$request_uri; }\n"
+                          "    include r.inc;\n}\n",
+                          files={"r.inc": "if ($host = b.example) { rewrite ^ https://b.example"
+                                          "$request_uri permanent; }\n"})
+    assert sites.redirects_to_https(config, server, "a.example")
+    assert sites.redirects_to_https(config, server, "b.example")
+    assert not sites.redirects_to_https(config, server, "c.example")
+
+
+def test_the_marked_location_is_adopted_on_the_next_run(tmp_path):
+    config, server = load(tmp_path, "server {\n    listen 80;\n    location / {}\n}\n")
+    assert sites.ensure_challenge_location(config, server, "/w", "a.example") is None
+    config.save()
+    again = Config.load(config.main_path)
+    assert sites.ensure_challenge_location(again, again.server_blocks()[0], "/w",
+                                           "a.example") == f"/w/{CHALLENGE_DIR}"
+    assert not again.changed
+    assert (tmp_path / "sites.conf").read_text().count(edit.MARK) == 7
