@@ -5,6 +5,7 @@ import os
 import pytest
 from acme import challenges
 
+from certbot_nginx_webroot import challenge_files
 from certbot_nginx_webroot.challenge_files import ChallengeFileError, ChallengeFiles
 
 PARTS = challenges.HTTP01.URI_ROOT_PATH.split("/")
