@@ -7,12 +7,18 @@ this order: the exact server_name; the longest wildcard starting with ``*``
 (or ``.example.org``); the longest wildcard ending with ``*``; the first
 regular expression, in config order; and failing all of these the
 ``default_server`` of that address, or the first block listening on it.
-We do not know which address the CA will connect to, so every listening
-address for the port is looked at and every block that answers on one of
-them is returned.
+For a host name we do not know which address the CA will connect to, so
+every listening address for the port is looked at and every block that
+answers on one of them is returned.  For an IP address (an IP certificate)
+the CA connects to that address, so only the list it lands in counts: the
+one of ``listen ADDR:port``, else the wildcard of its family (``listen
+port`` for IPv4, ``listen [::]:port`` for IPv6).
 """
+import ipaddress
 import re
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 # How a block came to answer a name, best first.
 EXACT, WILDCARD_HEAD, WILDCARD_TAIL, REGEX, DEFAULT = range(5)
@@ -80,6 +86,38 @@ def parse_listen(args: Sequence[str]) -> Optional[Listen]:
                   "default_server" in flags or "default" in flags, "http2" in flags)
 
 
+def ip_address(host: str) -> Optional[IPAddress]:
+    """host as an IP address ("192.0.2.10", "::1" or "[::1]"), None for a name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def request_host(identifier: str) -> str:
+    """The Host header a CA sends for an identifier: IPv6 in brackets."""
+    ip = ip_address(identifier)
+    if ip is not None and ip.version == 6:
+        return f"[{ip}]"
+    return str(ip) if ip is not None else identifier.lower()
+
+
+def listen_addr(ip: IPAddress) -> str:
+    """ip as Listen.addr spells it."""
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def landing_addr(ip: IPAddress, addrs: Sequence[str]) -> Optional[str]:
+    """Which of the listening addrs a connection to ip lands on: its own
+    address, else the wildcard of its family; None when nginx does not
+    listen for it."""
+    for addr in addrs:
+        if ip_address(addr) == ip:
+            return addr
+    wildcard = "[::]" if ip.version == 6 else "*"
+    return wildcard if wildcard in addrs else None
+
+
 def _regex(pattern: str) -> Optional["re.Pattern[str]"]:
     # PCRE named groups (?<name>...) and (?'name'...) in Python's spelling.
     pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
@@ -132,6 +170,11 @@ def answering(servers: Sequence[Server], host: str, port: int,
             if listen.port == port and listen.addr not in seen:
                 seen.add(listen.addr)
                 by_addr.setdefault((listen.addr, listen.port), []).append((server, listen))
+    ip = ip_address(host)
+    if ip is not None:  # the CA connects to that address: one list counts
+        host = request_host(host)
+        landing = landing_addr(ip, [addr for addr, _ in by_addr])
+        by_addr = {key: group for key, group in by_addr.items() if key[0] == landing}
     found: List[Match] = []
     for group in by_addr.values():
         match = _best_in_group(group, host, port, use_default)

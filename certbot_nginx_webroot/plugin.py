@@ -21,7 +21,6 @@ from certbot.plugins import common
 from certbot.plugins import util as plugin_util
 
 if TYPE_CHECKING:
-    from certbot_nginx_webroot import lookup
     from certbot_nginx_webroot.challenge_files import ChallengeFiles
     from certbot_nginx_webroot.config import Config
 
@@ -43,6 +42,7 @@ def _lazy_module(name: str):
 
 challenge_files = _lazy_module("certbot_nginx_webroot.challenge_files")
 nginx_config = _lazy_module("certbot_nginx_webroot.config")
+lookup = _lazy_module("certbot_nginx_webroot.lookup")
 nginxctl = _lazy_module("certbot_nginx_webroot.nginxctl")
 parser = _lazy_module("certbot_nginx_webroot.parser")
 probes = _lazy_module("certbot_nginx_webroot.probes")
@@ -68,8 +68,15 @@ def say(message: str) -> None:
 
 
 def achall_name(achall: Any) -> str:
+    """The identifier: a host name, or an IP address (certbot 5's --ip-address)."""
     identifier = getattr(achall, "identifier", None)
     return identifier.value if identifier is not None else achall.domain
+
+
+def achall_host(achall: Any) -> str:
+    """The Host header the CA sends for the identifier (an IPv6 address in
+    brackets), which is also what nginx matches server_name against."""
+    return lookup.request_host(achall_name(achall))
 
 
 class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewDeployer,
@@ -182,9 +189,9 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._adopted_challenges = []
         try:
             responses = [self._write_challenge(achall) for achall in achalls]
-            loopback = [("*", self.config.http01_port)]
-            if not self._all_served(achalls, {achall_name(a): loopback for a in achalls}):
-                names = sorted({achall_name(a) for a in achalls})
+            hosts = sorted({achall_host(a) for a in achalls})
+            if not self._all_served(achalls, {h: self._probe_targets(h) for h in hosts}):
+                names = hosts
                 self._nginx_must_run()  # before any edit: the edit would need a reload
                 reloaded, adopted = self._ensure_challenge_locations(names, achalls)
                 for directory in sorted(set(adopted) - {self._challenges.directory}):
@@ -194,7 +201,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                     self._adopted_challenges.append(files)
                     for achall in achalls:
                         self._write_challenge(achall, files)
-                targets = {name: self._config_targets(name) for name in names}
+                targets = {name: self._probe_targets(name, from_config=True) for name in names}
                 if not probes.wait_until(lambda: self._all_served(achalls, targets),
                                          SELF_CHECK_TIMEOUT if reloaded else 0):
                     self._nginx_must_run()
@@ -240,6 +247,20 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(
                 f"{err}; start it with your service manager, then rerun") from err
 
+    def _probe_targets(self, host: str, from_config: bool = False) -> List[Tuple[str, int]]:
+        """Where the self-check asks for host's challenges.  An IP address is
+        asked at that address, as the CA does (through loopback when it is
+        not this machine's, e.g. behind NAT, where nginx sees a local address
+        and its wildcard listen answers).  A name is asked on loopback, or
+        where the config listens for it (from_config)."""
+        port = self.config.http01_port
+        ip = lookup.ip_address(host)
+        if ip is not None:
+            local = probes.is_local_address(str(ip))
+            return [(lookup.listen_addr(ip) if local else
+                     "[::]" if ip.version == 6 else "*", port)]
+        return self._config_targets(host) if from_config else [("*", port)]
+
     def _config_targets(self, name: str) -> List[Tuple[str, int]]:
         """Where nginx listens for name on the HTTP port, per the config."""
         port = self.config.http01_port
@@ -249,7 +270,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def _served(self, achall: Any, addr: str, port: int) -> Tuple[bool, str]:
         expected = self._challenges.content(achall.chall.encode("token"))
         try:
-            status, body = probes.fetch(achall_name(achall), addr, port, achall.chall.path)
+            status, body = probes.fetch(achall_host(achall), addr, port, achall.chall.path)
         except probes.PROBE_ERRORS as err:  # e.g. something that is not HTTP answers
             return False, f"{err.__class__.__name__}: {err}"
         if status == 200 and body.strip() == expected:
@@ -258,13 +279,13 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
 
     def _all_served(self, achalls: list, targets: Dict[str, List[Tuple[str, int]]]) -> bool:
         return all(self._served(a, addr, port)[0]
-                   for a in achalls for addr, port in targets[achall_name(a)])
+                   for a in achalls for addr, port in targets[achall_host(a)])
 
     def _not_served_report(self, achalls: list,
                            targets: Dict[str, List[Tuple[str, int]]]) -> str:
         problems = []
         for achall in achalls:
-            name = achall_name(achall)
+            name = achall_host(achall)
             for addr, port in targets[name]:
                 ok, detail = self._served(achall, addr, port)
                 if not ok:
@@ -307,6 +328,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             for name in names:
                 http = sites.answering(config, name, http_port)
                 https = sites.answering(config, name, https_port, use_default=False)
+                if not http and lookup.ip_address(name) is not None:
+                    raise sites.SiteError(
+                        f"nginx does not listen on {name} port {http_port}, where the CA "
+                        f"asks for {name}'s challenges; add \"listen {name}:{http_port};\" "
+                        "to the server block that should answer it")
                 if not http:
                     homeless.append(name)
                 if prefix is None:

@@ -22,6 +22,17 @@ def connect_host(addr: str) -> str:
     return addr.strip("[]")
 
 
+def is_local_address(ip: str) -> bool:
+    """Whether ip is an address of this machine (binding to it works)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((ip, 0))
+        return True
+    except OSError:
+        return False
+
+
 def fetch(host: str, addr: str, port: int, path: str,
           timeout: float = 5.0) -> Tuple[int, bytes]:
     """GET path from addr:port with Host: host; (status, body)."""

@@ -3,7 +3,7 @@ import pytest
 
 from certbot_nginx_webroot.lookup import (DEFAULT, EXACT, REGEX, WILDCARD_HEAD, WILDCARD_TAIL,
                                           AmbiguousName, Listen, Server, answering,
-                                          name_rank, parse_listen)
+                                          name_rank, parse_listen, request_host)
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -113,3 +113,33 @@ def test_conflicting_names_are_refused():
 def test_host_is_case_and_trailing_dot_insensitive():
     servers = [_server(["a.example"], "80"), _server(["b.example"], "80")]
     assert _pick(servers, "B.Example.") == [(1, EXACT)]
+
+
+def test_an_ip_address_lands_on_its_own_listen_before_the_wildcard():
+    servers = [_server(["_"], "80 default_server"), _server(["a.example"], "192.0.2.10:80"),
+               _server(["b.example"], "[::]:80"), _server(["c.example"], "[::]:80 default_server")]
+    # listen 192.0.2.10:80 takes every connection to that address, default_server elsewhere or not.
+    assert _pick(servers, "192.0.2.10") == [(1, DEFAULT)]
+    # Another IPv4 address: the wildcard's default_server; IPv6: [::]'s, not the first.
+    assert _pick(servers, "198.51.100.7") == [(0, DEFAULT)]
+    assert _pick(servers, "2001:db8::1") == [(3, DEFAULT)]
+    assert _pick(servers, "[2001:db8::1]") == [(3, DEFAULT)]
+
+
+def test_an_ip_address_matches_a_server_name_spelled_as_the_host_header():
+    servers = [_server(["_"], "[::]:80"), _server(["[::1]"], "[::]:80"),
+               _server(["127.0.0.1"], "80"), _server(["x"], "80 default_server")]
+    assert _pick(servers, "::1") == [(1, EXACT)]
+    assert _pick(servers, "127.0.0.1") == [(2, EXACT)]
+
+
+def test_an_ip_address_nginx_does_not_listen_for():
+    assert _pick([_server(["a.example"], "80")], "::1") == []
+    assert _pick([_server(["a.example"], "10.0.0.1:80")], "10.0.0.2") == []
+
+
+@pytest.mark.parametrize("identifier,host", [
+    ("192.0.2.10", "192.0.2.10"), ("2001:DB8::1", "[2001:db8::1]"),
+    ("::1", "[::1]"), ("Example.COM", "example.com")])
+def test_request_host(identifier, host):
+    assert request_host(identifier) == host

@@ -644,3 +644,24 @@ def test_directory_options_are_stored_absolute(tmp_path, monkeypatch):
     assert parsed.nginx_webroot_path == str(tmp_path / "web")
     assert parsed.nginx_webroot_server_root == str(tmp_path)
     assert parser.parse_args([]).nginx_webroot_path == "/var/www/_letsencrypt"
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_ip_address_challenge_is_asked_at_the_address_with_it_as_host(
+        tmp_path, fake, monkeypatch, local):
+    write_conf(tmp_path, {"a.conf": PROXY, "v6.conf": PROXY.replace(
+        "listen 80;", "listen [::]:80 default_server;").replace("a.example", "b.example")})
+    asked = []
+    fetch = fake.fetch
+    monkeypatch.setattr(probes, "fetch", lambda host, addr, port, path, timeout=5.0: (
+        asked.append((host, addr, port)), fetch(host, addr, port, path))[1])
+    monkeypatch.setattr(probes, "is_local_address", lambda ip: local)
+    root = tmp_path / "nginx"
+    before = snapshot(root)
+    make_plugin(tmp_path).perform([achall("::1")])
+    # Only the block answering connections to ::1 (the default of [::]:80) got the location.
+    after = snapshot(root)
+    assert [p for p in after if after[p] != before[p]] == [str(root / "sites" / "v6.conf")]
+    # Behind NAT the address is not this machine's: nginx sees a local one, so loopback.
+    assert set(asked) == {("[::1]", "[::1]" if local else "[::]", 80)}
+    assert fake.reloads == 1
