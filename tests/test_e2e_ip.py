@@ -31,7 +31,7 @@ def certbot_has_ip_address() -> bool:
 
 needs_ip_address = pytest.mark.skipif(
     not certbot_has_ip_address(),
-    reason="this certbot has no --ip-address (IP address certificates came with certbot 5)")
+    reason="this certbot has no --ip-address (IP address certificates came with certbot 5.3)")
 
 
 @pytest.fixture(scope="module")
