@@ -40,6 +40,7 @@ def _lazy_module(name: str):
     return module
 
 
+certificates = _lazy_module("certbot_nginx_webroot.certificates")
 challenge_files = _lazy_module("certbot_nginx_webroot.challenge_files")
 nginx_config = _lazy_module("certbot_nginx_webroot.config")
 lookup = _lazy_module("certbot_nginx_webroot.lookup")
@@ -103,7 +104,9 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._adopted_challenges: List[ChallengeFiles] = []  # in directories nginx serves
         self._tested_before_edit = False  # nginx -t passed on the unedited config
         self._pending_edit: Optional[str] = None  # checkpoint title, kept until served
-        self._expected: Dict[str, str] = {}  # name -> fullchain it must serve
+        # fullchain -> the names it must be served for (a name may have two:
+        # an RSA and an ECDSA lineage)
+        self._expected: Dict[str, List[str]] = {}
         self._lineage: Optional[str] = None  # the lineage certbot renew deploys
         self._live = False  # nginx runs what is on disk; nothing changed since
         self._kept_policy: set = set()  # blocks already said to keep their own TLS settings
@@ -410,7 +413,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         fullchain = fullchain_path or cert_path
         http_port, https_port = self.config.http01_port, self.config.https_port
         try:
-            covered = self._certificate_names(cert_path) or [domain]
+            covered = certificates.names(cert_path) or [domain]
+            key_type = certificates.key_type(key_path) or certificates.key_type(cert_path)
             targets = sites.tls_blocks(config, domain, https_port)
             if not targets:
                 http = sites.answering(config, domain, http_port)
@@ -425,46 +429,54 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                                                     https_port, self._http2_form(), covered),
                             https_port)]
             for server, port in targets:
-                self._keep_other_names_working(config, server, fullchain, covered)
-                sites.set_certificate(config, server, fullchain, key_path, port)
+                pairs = sites.certificate_pairs(config, server)
+                pair = self._pair_to_replace(pairs, fullchain, key_type, domain)
+                if pair < len(pairs):
+                    self._keep_other_names_working(config, server, pairs[pair][0], fullchain,
+                                                   covered)
+                sites.set_certificate(config, server, fullchain, key_path, port, pair)
             self._secure(config, [server for server, _ in targets])
         except sites.SiteError as err:
             self._config = None  # drop the half-edited tree; nothing was written
             raise errors.PluginError(str(err)) from err
-        self._expected[domain] = fullchain
+        self._expected.setdefault(fullchain, []).append(domain)
         self._live = False
 
     @staticmethod
-    def _certificate_names(path: str) -> List[str]:
-        """The names a certificate file is for; none when it cannot be read."""
-        from cryptography import x509  # certbot's and acme's own dependency
-        try:
-            with open(path, "rb") as f:
-                cert = x509.load_pem_x509_certificate(f.read())
-        except (OSError, ValueError):
-            return []
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-            return list(san.value.get_values_for_type(x509.DNSName))
-        except x509.ExtensionNotFound:
-            return [a.value for a in cert.subject.get_attributes_for_oid(
-                x509.oid.NameOID.COMMON_NAME) if isinstance(a.value, str)]
+    def _pair_to_replace(pairs: List[Tuple[str, Optional[str]]], fullchain: str,
+                         key_type: Optional[str], domain: str) -> int:
+        """Which of a block's certificate pairs a new certificate replaces;
+        len(pairs) to add it beside them.  nginx serves an RSA and an ECDSA
+        pair side by side (two lineages, --key-type rsa and ecdsa): the new
+        one replaces its own lineage's pair, else the pair of its key type,
+        else a placeholder (a certificate not for domain, e.g. a snakeoil);
+        a certificate of the other type for domain is kept."""
+        lineage = os.path.dirname(fullchain)
+        for i, (cert, _) in enumerate(pairs):
+            if cert == fullchain or os.path.dirname(cert) == lineage:
+                return i
+        for i, (cert, _) in enumerate(pairs):
+            if key_type is None or certificates.key_type(cert) in (key_type, None):
+                return i
+        for i, (cert, _) in enumerate(pairs):
+            if not sites.covers(certificates.names(cert), domain):
+                return i
+        return len(pairs)
 
-    def _keep_other_names_working(self, config: Config, server: Any, fullchain: str,
-                                  covered: List[str]) -> None:
-        """Refuse to replace a block's certificate when names the block
-        answers are covered by the old one and not by the new one (another
+    def _keep_other_names_working(self, config: Config, server: Any, current: str,
+                                  fullchain: str, covered: List[str]) -> None:
+        """Refuse to replace a block's certificate current when names the
+        block answers are covered by it and not by the new one (another
         lineage, e.g. `-d a` then `-d b` on one block)."""
-        current = config.directives(server, "ssl_certificate")
-        if not current or not current[0].args or current[0].args[0] == fullchain:
+        if current == fullchain:
             return
-        old = self._certificate_names(current[0].args[0])
+        old = certificates.names(current)
         names = next((s.names for s in config.servers() if s.ref is server), ())
         lost = [n for n in names if sites.covers(old, n) and not sites.covers(covered, n)]
         if lost:
             raise sites.SiteError(
                 f"the server block at {sites.where(server)} serves {', '.join(lost)} with "
-                f"{current[0].args[0]}, which the new certificate does not cover; get one "
+                f"{current}, which the new certificate does not cover; get one "
                 f"certificate for all its names (-d {' -d '.join(sorted(set(covered + lost)))})"
                 " or give the names their own server blocks")
 
@@ -622,8 +634,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.MisconfigurationError(str(err)) from err
 
     def renew_deploy(self, lineage: interfaces.RenewableCert, *args: Any, **kwargs: Any) -> None:
-        for name in lineage.names():
-            self._expected[name] = lineage.fullchain_path
+        self._expected[lineage.fullchain_path] = list(lineage.names())
         self._lineage = lineage.lineagename
         self._live = False
 
@@ -647,9 +658,10 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             nginx.master_pid()
         except nginxctl.NotRunning as err:
             if self._expected:  # certbot rolls the install back, then calls restart again
+                waiting = sorted({n for names in self._expected.values() for n in names})
                 raise errors.MisconfigurationError(
                     f"{err}; so it cannot serve the new certificate for "
-                    f"{', '.join(sorted(self._expected))}") from err
+                    f"{', '.join(waiting)}") from err
             # Nothing to make live (e.g. after that rollback): the configuration
             # on disk passed nginx -t, and nginx reads it when it starts.
             logger.warning("%s. The configuration passed nginx -t and takes effect when "
@@ -676,7 +688,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         if lineage.lineagename == last:
             renewal_run.flush_all()
 
-    def _flush_deferred(self, lineages: List[str], expected: Dict[str, str]) -> None:
+    def _flush_deferred(self, lineages: List[str], expected: Dict[str, List[str]]) -> None:
         """The deferred reload: nginx -t, one reload, then every renewed
         certificate served (per name, with SNI)."""
         self._config = None  # later lineages may have edited the configuration
@@ -703,34 +715,37 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
 
     def _wait_certificates_live(self) -> None:
         port = self.config.https_port
-        for name, fullchain in sorted(self._expected.items()):
+        for fullchain, names in sorted(self._expected.items()):
             try:
                 expected = probes.first_certificate_der(fullchain)
             except OSError as err:
                 raise errors.PluginError(f"cannot read {fullchain}: {err}") from err
-            if self._served_on_loopback(name, port) == expected:
-                continue
-            targets = self._tls_targets(name, fullchain)
+            key_type = certificates.key_type(fullchain)
+            for name in sorted(set(names)):
+                if self._served_on_loopback(name, port, key_type, expected):
+                    continue
+                targets = self._tls_targets(name, fullchain)
 
-            def serves_it(name=name, expected=expected, targets=targets) -> bool:
-                return all(probes.served_certificate(name, addr, target_port) == expected
-                           for addr, target_port in targets)
-            if not probes.wait_until(serves_it, LIVE_TIMEOUT):
-                where = ", ".join(f"{probes.connect_host(a)}:{p}" for a, p in targets)
-                raise errors.PluginError(
-                    f"nginx reloaded but does not serve {fullchain} for {name} on {where} "
-                    f"after {LIVE_TIMEOUT:.0f} s; check its error log")
+                def serves_it(name=name, expected=expected, targets=targets) -> bool:
+                    return all(serves(name, addr, target_port, key_type, expected)
+                               for addr, target_port in targets)
+                if not probes.wait_until(serves_it, LIVE_TIMEOUT):
+                    where = ", ".join(f"{probes.connect_host(a)}:{p}" for a, p in targets)
+                    raise errors.PluginError(
+                        f"nginx reloaded but does not serve {fullchain} for {name} on {where} "
+                        f"after {LIVE_TIMEOUT:.0f} s; check its error log")
         self._expected.clear()
 
     @staticmethod
-    def _served_on_loopback(name: str, port: int) -> Optional[bytes]:
-        """The certificate nginx serves name on loopback, None if nothing
-        answers.  After the reload only the new workers take connections, so
-        one handshake settles the common case without parsing the config."""
+    def _served_on_loopback(name: str, port: int, key_type: Optional[str],
+                            expected: Optional[bytes]) -> bool:
+        """Whether nginx serves name expected on loopback.  After the reload
+        only the new workers take connections, so a handshake settles the
+        common case without parsing the config."""
         try:
-            return probes.served_certificate(name, "*", port, timeout=2)
-        except OSError:
-            return None
+            return serves(name, "*", port, key_type, expected, timeout=2)
+        except probes.PROBE_ERRORS:
+            return False
 
     def _tls_targets(self, name: str, fullchain: str) -> List[Tuple[str, int]]:
         """Where to wait for name to be served fullchain, per the config: the
@@ -760,3 +775,16 @@ def _flush_at_exit() -> None:
         sys.stderr.flush()
         logging.shutdown()
         os._exit(1)
+
+
+def serves(name: str, addr: str, port: int, key_type: Optional[str],
+           expected: Optional[bytes], timeout: float = 5.0) -> bool:
+    """Whether nginx serves the certificate expected (of key_type) for name
+    on addr:port.  A block may hold an RSA and an ECDSA certificate and
+    picks per client: a default handshake gets the ECDSA one; a TLS 1.2
+    handshake offering only ciphers of the expected key type gets that
+    one."""
+    if probes.served_certificate(name, addr, port, timeout) == expected:
+        return True
+    return key_type is not None and probes.served_certificate(
+        name, addr, port, timeout, key_type=key_type) == expected

@@ -46,11 +46,23 @@ def fetch(host: str, addr: str, port: int, path: str,
         conn.close()
 
 
-def served_certificate(sni: str, addr: str, port: int, timeout: float = 5.0) -> bytes:
-    """DER of the certificate served to a TLS client asking for sni."""
+# OpenSSL cipher strings for TLS 1.2 ciphers authenticated by each key type.
+_AUTH_CIPHERS = {"rsa": "aRSA", "ecdsa": "aECDSA"}
+
+
+def served_certificate(sni: str, addr: str, port: int, timeout: float = 5.0,
+                       key_type: Optional[str] = None) -> bytes:
+    """DER of the certificate served to a TLS client asking for sni; with
+    key_type ("rsa", "ecdsa"), to a TLS 1.2 client offering only ciphers
+    authenticated by that key type (nginx picks the certificate it has of
+    that type; TLS 1.3 picks by signature algorithms, which Python cannot
+    restrict)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    if key_type is not None:
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(_AUTH_CIPHERS[key_type])
     with socket.create_connection((connect_host(addr), port), timeout=timeout) as sock:
         with context.wrap_socket(sock, server_hostname=sni) as tls:
             return tls.getpeercert(binary_form=True) or b""

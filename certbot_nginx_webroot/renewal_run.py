@@ -25,18 +25,21 @@ from typing import Callable, Dict, List, Optional, Tuple
 Key = Tuple[str, str]
 
 
+Expected = Dict[str, List[str]]  # fullchain -> the names it must be served for
+
+
 class Pending:
-    def __init__(self, flush: Callable[[List[str], Dict[str, str]], None]) -> None:
+    def __init__(self, flush: Callable[[List[str], Expected], None]) -> None:
         self.flush = flush
         self.lineages: List[str] = []
-        self.expected: Dict[str, str] = {}  # name -> fullchain it must serve
+        self.expected: Expected = {}
 
 
 _pending: Dict[Key, Pending] = {}
 
 
-def defer(key: Key, lineage: str, expected: Dict[str, str],
-          flush: Callable[[List[str], Dict[str, str]], None]) -> bool:
+def defer(key: Key, lineage: str, expected: Expected,
+          flush: Callable[[List[str], Expected], None]) -> bool:
     """Record that lineage waits for a reload of the nginx key; flush(lineages,
     expected) will reload it.  True for the first lineage of this run."""
     first = not _pending

@@ -418,10 +418,21 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
     return copy
 
 
+def certificate_pairs(config: Config, server: Node) -> List[Tuple[str, Optional[str]]]:
+    """(ssl_certificate, ssl_certificate_key) of server, in order: nginx
+    pairs the n-th of one with the n-th of the other, and serves each pair
+    to the clients that support its key type (RSA, ECDSA)."""
+    certs = [n.args[0] for n in server.children if n.name == "ssl_certificate" and n.args]
+    keys = [n.args[0] for n in server.children if n.name == "ssl_certificate_key" and n.args]
+    return [(cert, keys[i] if i < len(keys) else None) for i, cert in enumerate(certs)]
+
+
 def set_certificate(config: Config, server: Node, fullchain: str, key: str,
-                    https_port: int) -> None:
-    """ssl_certificate and ssl_certificate_key in server, replaced in place
-    or added after listen/server_name; the listen on https_port gets ssl."""
+                    https_port: int, pair: int = 0) -> None:
+    """ssl_certificate and ssl_certificate_key in server: the pair-th pair
+    replaced in place, or, past the last pair, a pair added after the
+    others (after listen/server_name for the first); the listen on
+    https_port gets ssl."""
     newline = config.file_of(server).newline
     ssl_on = any(n.args == ["on"] for n in config.directives(server, "ssl"))
     for i, node in enumerate(server.children):
@@ -431,19 +442,21 @@ def set_certificate(config: Config, server: Node, fullchain: str, key: str,
             config.mark_changed(server)
     for name, value in (("ssl_certificate", fullchain), ("ssl_certificate_key", key)):
         direct = [i for i, n in enumerate(server.children) if n.name == name]
-        if direct:
-            if server.children[direct[0]].args != [value]:
-                edit.set_args(server, direct[0], [value])
+        if pair < len(direct):
+            if server.children[direct[pair]].args != [value]:
+                edit.set_args(server, direct[pair], [value])
                 config.mark_changed(server)
             continue
         inherited = config.directives(server, name)
-        if inherited:
+        if inherited and not direct:
             raise SiteError(
                 f"{name} for the server block at {where(server)} is set in an included file "
                 f"({where(inherited[0])}) that other blocks may share; move it into the "
                 "server block")
-        after = max((i for i, n in enumerate(server.children)
-                     if n.name in ("listen", "server_name", "ssl_certificate")), default=-1)
+        pairs = [i for i, n in enumerate(server.children)
+                 if n.name in ("ssl_certificate", "ssl_certificate_key")]
+        after = max(pairs or [i for i, n in enumerate(server.children)
+                              if n.name in ("listen", "server_name")], default=-1)
         edit.insert(server, after + 1, f"{name} {parser.quote(value)};  {edit.MARK}",
                     newline, server.file)
         config.mark_changed(server)

@@ -665,3 +665,102 @@ def test_ip_address_challenge_is_asked_at_the_address_with_it_as_host(
     # Behind NAT the address is not this machine's: nginx sees a local one, so loopback.
     assert set(asked) == {("[::1]", "[::1]" if local else "[::]", 80)}
     assert fake.reloads == 1
+
+
+def lineage_files(tmp_path, lineage, key_type, name="a.example"):
+    """fullchain.pem and privkey.pem of a lineage under tmp_path/live, with
+    a key of key_type, for name."""
+    import subprocess
+    live = tmp_path / "live" / lineage
+    live.mkdir(parents=True)
+    new_key = ["-newkey", "rsa:2048"] if key_type == "rsa" else \
+        ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    subprocess.run(["openssl", "req", "-x509", *new_key, "-nodes", "-days", "1",
+                    "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", str(live / "privkey.pem"), "-out", str(live / "fullchain.pem")],
+                   check=True, capture_output=True)
+    return str(live / "fullchain.pem"), str(live / "privkey.pem")
+
+
+def https_block(*pairs):
+    lines = "".join(f"    ssl_certificate {cert};\n    ssl_certificate_key {key};\n"
+                    for cert, key in pairs)
+    return f"server {{\n    listen 443 ssl;\n    server_name a.example;\n{lines}}}\n"
+
+
+def deploy(tmp_path, lineage):
+    inst = make_plugin(tmp_path)
+    fullchain, key = lineage
+    inst.deploy_cert("a.example", fullchain, key, None, fullchain)
+    inst.save("deploy")
+
+
+def pairs_of(root):
+    text = (root / "sites/a.conf").read_text()
+    return [line.split()[1].rstrip(";") for line in text.splitlines()
+            if line.strip().startswith(("ssl_certificate ", "ssl_certificate_key "))]
+
+
+def test_a_lineage_of_the_other_key_type_goes_in_beside_the_first(tmp_path, fake):
+    ecdsa = lineage_files(tmp_path, "a-ecdsa", "ecdsa")
+    rsa = lineage_files(tmp_path, "a-rsa", "rsa")
+    root = write_conf(tmp_path, {"a.conf": https_block(ecdsa)})
+    deploy(tmp_path, rsa)
+    assert pairs_of(root) == [*ecdsa, *rsa]
+    text = (root / "sites/a.conf").read_text()
+    assert f"    ssl_certificate_key {ecdsa[1]};\n    ssl_certificate {rsa[0]};  {edit.MARK}\n" \
+           f"    ssl_certificate_key {rsa[1]};  {edit.MARK}\n" in text
+    # Either again: nothing changes.
+    before = snapshot(root)
+    deploy(tmp_path, rsa)
+    deploy(tmp_path, ecdsa)
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("new_type", ["rsa", "ecdsa"])
+def test_a_block_with_both_keeps_the_other_type(tmp_path, fake, new_type):
+    ecdsa = lineage_files(tmp_path, "a-ecdsa", "ecdsa")
+    rsa = lineage_files(tmp_path, "a-rsa", "rsa")
+    new = lineage_files(tmp_path, "a-new", new_type)
+    root = write_conf(tmp_path, {"a.conf": https_block(rsa, ecdsa)})
+    deploy(tmp_path, new)
+    assert pairs_of(root) == ([*new, *ecdsa] if new_type == "rsa" else [*rsa, *new])
+
+
+def test_a_placeholder_of_the_other_type_is_replaced(tmp_path, fake):
+    snakeoil = lineage_files(tmp_path, "snakeoil", "rsa", name="localhost")
+    ecdsa = lineage_files(tmp_path, "a-ecdsa", "ecdsa")
+    root = write_conf(tmp_path, {"a.conf": https_block(snakeoil)})
+    deploy(tmp_path, ecdsa)
+    assert pairs_of(root) == [*ecdsa]
+
+
+def test_renewals_of_two_lineages_for_one_name_are_both_checked(tmp_path, fake, monkeypatch):
+    ecdsa = lineage_files(tmp_path, "a-ecdsa", "ecdsa")
+    rsa = lineage_files(tmp_path, "a-rsa", "rsa")
+    write_conf(tmp_path, {"a.conf": https_block(rsa, ecdsa)})
+    served = {None: probes.first_certificate_der(ecdsa[0]),
+              "rsa": probes.first_certificate_der(rsa[0]),
+              "ecdsa": probes.first_certificate_der(ecdsa[0])}
+    asked = []
+
+    def served_certificate(sni, addr, port, timeout=5.0, key_type=None):
+        asked.append(key_type)
+        return served[key_type]
+    monkeypatch.setattr(probes, "served_certificate", served_certificate)
+    inst = make_plugin(tmp_path)
+    for fullchain in (rsa[0], ecdsa[0]):
+        inst.renew_deploy(types.SimpleNamespace(fullchain_path=fullchain,
+                                                names=lambda: ["a.example"],
+                                                lineagename="x"))
+    inst.restart()
+    assert fake.reloads == 1
+    # The ECDSA certificate by default; the RSA one only to an RSA-only client.
+    assert sorted(asked, key=str) == sorted([None, None, "rsa"], key=str)
+    served["rsa"] = b"old"
+    inst.renew_deploy(types.SimpleNamespace(fullchain_path=rsa[0], names=lambda: ["a.example"],
+                                            lineagename="x"))
+    monkeypatch.setattr(plugin, "LIVE_TIMEOUT", 0.1)
+    with pytest.raises(errors.PluginError) as err:
+        inst.restart()
+    assert f"does not serve {rsa[0]} for a.example" in str(err.value)
