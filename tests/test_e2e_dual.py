@@ -139,3 +139,19 @@ def test_rsa_and_ecdsa_lineages_side_by_side(acme, nginx):
               f"{wall:.2f} s; handshakes default {len(probe.seen[None])}, "
               f"RSA-only {len(probe.seen['rsa'])}, failed 0")
         current[lineage] = renewed
+
+    # Both due in one run: one reload for the two, each served to its kind.
+    before, reloads = nginx.snapshot(), nginx.reloads()
+    with Probe() as probe:
+        start = time.monotonic()
+        certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+        wall = time.monotonic() - start
+        assert served() == lab.leaf_der(certbot.live("dual-ecdsa")) != current["dual-ecdsa"]
+        assert served("rsa") == lab.leaf_der(certbot.live("dual-rsa")) != current["dual-rsa"]
+    assert nginx.reloads() - reloads == 1
+    assert nginx.snapshot() == before
+    failed = [c for certs in probe.seen.values() for c in certs if not isinstance(c, bytes)]
+    assert failed == []
+    print(f"renew both: {nginx.reloads() - reloads} reload, 0 files, {wall:.2f} s; "
+          f"handshakes default {len(probe.seen[None])}, RSA-only {len(probe.seen['rsa'])}, "
+          "failed 0")

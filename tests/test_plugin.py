@@ -764,3 +764,29 @@ def test_renewals_of_two_lineages_for_one_name_are_both_checked(tmp_path, fake, 
     with pytest.raises(errors.PluginError) as err:
         inst.restart()
     assert f"does not serve {rsa[0]} for a.example" in str(err.value)
+
+
+def test_a_tls13_only_block_is_not_a_failed_rsa_check(tmp_path, fake, monkeypatch, caplog):
+    import ssl
+    rsa = lineage_files(tmp_path, "a-rsa", "rsa")
+    write_conf(tmp_path, {"a.conf": https_block(rsa)})
+
+    def served_certificate(sni, addr, port, timeout=5.0, key_type=None, reason=None):
+        if key_type is None:
+            return b"the ECDSA certificate"
+        err = ssl.SSLError(1, "alert")
+        err.reason = reason_now[0]
+        raise err
+    monkeypatch.setattr(probes, "served_certificate", served_certificate)
+    monkeypatch.setattr(plugin, "LIVE_TIMEOUT", 0.1)
+    reason_now = ["TLSV1_ALERT_PROTOCOL_VERSION"]  # nginx refuses TLS 1.2
+    inst = make_plugin(tmp_path)
+    inst.renew_deploy(types.SimpleNamespace(fullchain_path=rsa[0], names=lambda: ["a.example"],
+                                            lineagename="x"))
+    inst.restart()
+    assert "cannot check that a.example serves rsa" in caplog.text
+    reason_now[0] = "SSLV3_ALERT_HANDSHAKE_FAILURE"  # TLS 1.2 but no RSA certificate
+    inst.renew_deploy(types.SimpleNamespace(fullchain_path=rsa[0], names=lambda: ["a.example"],
+                                            lineagename="x"))
+    with pytest.raises(errors.PluginError):
+        inst.restart()
