@@ -452,16 +452,17 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         one replaces its own lineage's pair, else the pair of its key type,
         else a placeholder (a certificate not for domain, e.g. a snakeoil);
         a certificate of the other type for domain is kept."""
+        if key_type is None:  # cannot tell: one certificate per block, as before
+            return 0
         lineage = os.path.dirname(fullchain)
-        for i, (cert, _) in enumerate(pairs):
-            if cert == fullchain or os.path.dirname(cert) == lineage:
-                return i
-        for i, (cert, _) in enumerate(pairs):
-            if key_type is None or certificates.key_type(cert) in (key_type, None):
-                return i
-        for i, (cert, _) in enumerate(pairs):
-            if not sites.covers(certificates.names(cert), domain):
-                return i
+        kinds = [certificates.key_type(cert) for cert, _ in pairs]
+        for test in (lambda i: os.path.dirname(pairs[i][0]) == lineage,
+                     lambda i: kinds[i] == key_type,
+                     lambda i: kinds[i] is None or not sites.covers(
+                         certificates.names(pairs[i][0]), domain)):
+            found = next((i for i in range(len(pairs)) if test(i)), None)
+            if found is not None:
+                return found
         return len(pairs)
 
     def _keep_other_names_working(self, config: Config, server: Any, current: str,

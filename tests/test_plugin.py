@@ -790,3 +790,11 @@ def test_a_tls13_only_block_is_not_a_failed_rsa_check(tmp_path, fake, monkeypatc
                                             lineagename="x"))
     with pytest.raises(errors.PluginError):
         inst.restart()
+
+
+def test_the_pair_of_the_key_type_goes_before_an_unreadable_one(tmp_path, fake):
+    rsa = lineage_files(tmp_path, "a-rsa", "rsa")
+    new = lineage_files(tmp_path, "a-new", "rsa")
+    root = write_conf(tmp_path, {"a.conf": https_block(("/gone/cert.pem", "/gone/key.pem"), rsa)})
+    deploy(tmp_path, new)
+    assert pairs_of(root) == ["/gone/cert.pem", "/gone/key.pem", *new]
