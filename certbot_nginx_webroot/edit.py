@@ -99,7 +99,7 @@ def insert(owner, index: int, snippet: str, newline: str, path: str) -> List[Nod
     split = _split_gap(gap)
     if split is None:  # a one-line block: stay on that line
         nodes[0].before = " "
-        rest = conf.tail + gap
+        rest = _after_snippet(owner, index, conf.tail, gap, newline)
     else:
         same_line, rest = split
         nodes[0].before = same_line + newline + indent
@@ -119,8 +119,23 @@ def replace(owner, index: int, snippet: str, newline: str, path: str) -> List[No
     nodes[0].before = old.before
     after = _gap(owner, index + 1)
     owner.children[index:index + 1] = nodes
-    _set_gap(owner, index + len(nodes), conf.tail + after)
+    _set_gap(owner, index + len(nodes),
+             _after_snippet(owner, index + len(nodes), conf.tail, after, newline))
     return nodes
+
+
+def _after_snippet(owner, index: int, tail: str, gap: str, newline: str) -> str:
+    """The trivia after inserted text: the snippet's own tail, then the gap
+    that followed.  When the snippet's last line ends in a comment (its
+    marker) and what followed was on the same line (a one-line block), that
+    rest moves to a line of its own: the comment would swallow it."""
+    if "#" not in tail.rsplit("\n", 1)[-1] or "\n" in gap:
+        return tail + gap
+    if index < len(owner.children):
+        indent = child_indent(owner, index)
+    else:  # the owner's closing brace follows
+        indent = indent_of(owner) if isinstance(owner, Node) else ""
+    return tail + newline + indent + gap.lstrip(" \t")
 
 
 def take_trailing(owner, index: int) -> str:

@@ -59,6 +59,20 @@ def test_insert_into_a_one_line_block_stays_on_the_line():
     assert parser.dump(conf) == "server { listen 80; server_name a; }\n"
 
 
+def test_a_marked_snippet_in_a_one_line_block_does_not_swallow_the_rest():
+    """The marker ending the snippet's last line would comment out what
+    followed on that line (found inserting the challenge location into
+    `server { listen 80; location / { return 404; } }`)."""
+    conf, server = _server("server { listen 80; location / { return 404; } }\n")
+    edit.insert(server, 1, "location /x {  " + edit.MARK + "\n    return 204;  " + edit.MARK
+                + "\n}  " + edit.MARK, conf.newline, "t.conf")
+    again = parser.parse(parser.dump(conf), "t.conf").children[0]
+    assert [(n.name, n.args) for n in again.children] == [
+        ("listen", ["80"]), ("location", ["/x"]), ("location", ["/"])]
+    assert again.children[2].children[0].name == "return"
+    assert parser.dump(conf).startswith("server { listen 80; location /x {")
+
+
 def test_replace_takes_the_place_and_indentation():
     conf, server = _server("server {\n    listen 80;\n    return 301 https://$host$request_uri;\n}\n")
     edit.replace(server, 1, "location / {\n    return 301 https://$host$request_uri;\n}",
