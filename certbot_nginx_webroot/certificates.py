@@ -56,6 +56,15 @@ def key_type(path: str) -> Optional[str]:
     return _key_type(cert.public_key()) if cert is not None else None
 
 
+def der_key_type(der: Optional[bytes]) -> Optional[str]:
+    """RSA or ECDSA for a DER certificate (as a TLS handshake returns it);
+    None when it cannot be read or is of another type."""
+    try:
+        return _key_type(x509.load_der_x509_certificate(der).public_key()) if der else None
+    except ValueError:
+        return None
+
+
 def names(path: str) -> List[str]:
     """The names a certificate file is for (DNS names and IP addresses of its
     subjectAltName, else its CN); none when it cannot be read."""

@@ -432,8 +432,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             for server, port in targets:
                 pairs = sites.certificate_pairs(config, server)
                 pair = self._pair_to_replace(pairs, fullchain, key_type, domain)
-                if pair < len(pairs):
-                    self._keep_other_names_working(config, server, pairs[pair][0], fullchain,
+                # nginx picks between pairs by what the client supports, not
+                # by name: a pair added beside the others is served for every
+                # name of the block too, so each must keep working.
+                for current, _ in (pairs[pair:pair + 1] if pair < len(pairs) else pairs):
+                    self._keep_other_names_working(config, server, current, fullchain,
                                                    covered)
                 sites.set_certificate(config, server, fullchain, key_path, port, pair)
             self._secure(config, [server for server, _ in targets])
@@ -695,18 +698,22 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         certificate served (per name, with SNI)."""
         self._config = None  # later lineages may have edited the configuration
         self._expected.update(expected)
+        reloaded = False
         try:
             self._nginx().test()
             self._reload()
+            reloaded = True
             self._wait_certificates_live()
             logger.info("Reloaded nginx once for %d renewed lineage(s): %s", len(lineages),
                         ", ".join(lineages))
         except (errors.Error, nginxctl.NginxError) as err:
             self._expected.clear()
+            then = ("nginx was reloaded; fix what it serves and reload it" if reloaded else
+                    "nginx keeps serving the previous ones until the problem is fixed and "
+                    "it is reloaded")
             raise errors.PluginError(
                 f"renewed {len(lineages)} certificate(s) ({', '.join(lineages)}) but nginx "
-                f"does not serve them: {err}; nginx keeps serving the previous ones until "
-                "the problem is fixed and it is reloaded") from err
+                f"does not serve them: {err}; {then}") from err
 
     def _reload(self) -> None:
         try:
@@ -786,7 +793,8 @@ def serves(name: str, addr: str, port: int, key_type: Optional[str],
     picks per client: a default handshake gets the ECDSA one; a TLS 1.2
     handshake offering only ciphers of the expected key type gets that
     one."""
-    if probes.served_certificate(name, addr, port, timeout) == expected:
+    first = probes.served_certificate(name, addr, port, timeout)
+    if first == expected:
         return True
     if key_type is None:
         return False
@@ -796,8 +804,11 @@ def serves(name: str, addr: str, port: int, key_type: Optional[str],
     except ssl.SSLError as err:
         if err.reason != "TLSV1_ALERT_PROTOCOL_VERSION":
             raise
-        # TLS 1.3 only: nginx serves the other key type only to clients that
-        # lack ECDSA, which Python's client cannot pretend to be.
+        if certificates.der_key_type(first) in (key_type, None):
+            return False  # a certificate of this very key type, not the new one
+        # TLS 1.3 only, and the default handshake got the other key type:
+        # nginx serves this one only to clients that lack that type, which
+        # Python's client cannot pretend to be.
         logger.warning("cannot check that %s serves %s: it refuses TLS 1.2, and TLS 1.3 "
                        "chooses the certificate by signature algorithms", name, key_type)
         return True

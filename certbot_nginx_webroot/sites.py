@@ -422,8 +422,12 @@ def certificate_pairs(config: Config, server: Node) -> List[Tuple[str, Optional[
     """(ssl_certificate, ssl_certificate_key) of server, in order: nginx
     pairs the n-th of one with the n-th of the other, and serves each pair
     to the clients that support its key type (RSA, ECDSA)."""
-    certs = [n.args[0] for n in server.children if n.name == "ssl_certificate" and n.args]
-    keys = [n.args[0] for n in server.children if n.name == "ssl_certificate_key" and n.args]
+    # nginx reads a relative path from its configuration directory, not from
+    # certbot's working directory (`/` under cron).
+    certs = [os.path.join(config.prefix, n.args[0]) for n in server.children
+             if n.name == "ssl_certificate" and n.args]
+    keys = [os.path.join(config.prefix, n.args[0]) for n in server.children
+            if n.name == "ssl_certificate_key" and n.args]
     return [(cert, keys[i] if i < len(keys) else None) for i, cert in enumerate(certs)]
 
 

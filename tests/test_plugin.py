@@ -769,11 +769,13 @@ def test_renewals_of_two_lineages_for_one_name_are_both_checked(tmp_path, fake, 
 def test_a_tls13_only_block_is_not_a_failed_rsa_check(tmp_path, fake, monkeypatch, caplog):
     import ssl
     rsa = lineage_files(tmp_path, "a-rsa", "rsa")
-    write_conf(tmp_path, {"a.conf": https_block(rsa)})
+    ecdsa = lineage_files(tmp_path, "a-ecdsa", "ecdsa")
+    write_conf(tmp_path, {"a.conf": https_block(rsa, ecdsa)})
+    default = [probes.first_certificate_der(ecdsa[0])]  # what a default handshake gets
 
     def served_certificate(sni, addr, port, timeout=5.0, key_type=None, reason=None):
         if key_type is None:
-            return b"the ECDSA certificate"
+            return default[0]
         err = ssl.SSLError(1, "alert")
         err.reason = reason_now[0]
         raise err
@@ -790,6 +792,49 @@ def test_a_tls13_only_block_is_not_a_failed_rsa_check(tmp_path, fake, monkeypatc
                                             lineagename="x"))
     with pytest.raises(errors.PluginError):
         inst.restart()
+    # TLS 1.3 only, and the default handshake gets an RSA certificate that is
+    # not the new one (an old one still served): that is a failed check.
+    reason_now[0] = "TLSV1_ALERT_PROTOCOL_VERSION"
+    default[0] = probes.first_certificate_der(lineage_files(tmp_path, "old-rsa", "rsa")[0])
+    inst.renew_deploy(types.SimpleNamespace(fullchain_path=rsa[0], names=lambda: ["a.example"],
+                                            lineagename="x"))
+    with pytest.raises(errors.PluginError):
+        inst.restart()
+
+
+def test_a_pair_added_beside_must_cover_every_name_of_the_block(tmp_path, fake):
+    """nginx picks between a block's pairs by what the client supports, not
+    by name: an ECDSA certificate for a alone, added beside an RSA one for a
+    and b, would be served to b too."""
+    both = lineage_files(tmp_path, "ab-rsa", "rsa")
+    subprocess_san = __import__("subprocess")
+    subprocess_san.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=a.example",
+                        "-addext", "subjectAltName=DNS:a.example,DNS:b.example",
+                        "-keyout", both[1], "-out", both[0]], check=True, capture_output=True)
+    ecdsa = lineage_files(tmp_path, "a-ecdsa", "ecdsa")
+    root = write_conf(tmp_path, {"a.conf": https_block(both).replace(
+        "server_name a.example;", "server_name a.example b.example;")})
+    before = snapshot(root)
+    with pytest.raises(errors.PluginError) as err:
+        deploy(tmp_path, ecdsa)
+    assert "b.example" in str(err.value)
+    assert snapshot(root) == before
+
+
+def test_relative_certificate_paths_are_read_from_the_configuration_directory(tmp_path, fake):
+    """`ssl_certificate ssl/x.pem` is relative to nginx's configuration
+    directory (nginx.org's own nginx.conf uses `cert.pem`), not to certbot's
+    working directory."""
+    rsa = lineage_files(tmp_path, "a-rsa", "rsa")
+    ecdsa = lineage_files(tmp_path, "a-ecdsa", "ecdsa")
+    root = write_conf(tmp_path, {})
+    (root / "ssl").mkdir()
+    for src, dst in zip(rsa, ("ssl/a.pem", "ssl/a.key")):
+        (root / dst).write_bytes(open(src, "rb").read())
+    (root / "sites" / "a.conf").write_text(https_block(("ssl/a.pem", "ssl/a.key")))
+    deploy(tmp_path, ecdsa)  # the RSA pair is read, so the ECDSA one goes beside it
+    assert pairs_of(root) == ["ssl/a.pem", "ssl/a.key", *ecdsa]
 
 
 def test_the_pair_of_the_key_type_goes_before_an_unreadable_one(tmp_path, fake):
