@@ -27,32 +27,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from renew_under_load import Probe  # noqa: E402
-from scenarios import lab  # noqa: E402
+from scenarios import MANUAL_SITE, PROXY_SITE, lab  # noqa: E402
 
 KINDS = ("nginx-webroot", "certbot-nginx", "webroot-floor")
-
-SITE = """\
-server {
-    listen {http};
-    server_name {name};
-    location / {
-        proxy_pass http://127.0.0.1:{backend};
-    }
-}
-"""
-FLOOR_SITE = """\
-server {
-    listen {http};
-    server_name {name};
-    location ^~ /.well-known/acme-challenge/ {
-        root {prefix}/webroot;
-    }
-    location / {
-        proxy_pass http://127.0.0.1:{backend};
-    }
-}
-"""
-
 
 class RotatingProbe(Probe):
     """Probe's fresh connections, each to the next of the N names."""
@@ -105,7 +82,8 @@ def run(kind: str, acme, n: int) -> dict:
     try:
         for name in names:
             nginx.write(f"sites/{name}.conf",
-                        (FLOOR_SITE if kind == "webroot-floor" else SITE).replace("{name}", name))
+                        (MANUAL_SITE if kind == "webroot-floor" else PROXY_SITE)
+                        .replace("{name}", name))
         nginx.start()
         certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
         start = time.monotonic()

@@ -193,6 +193,7 @@ class NginxLab:
         worker: it listens before either, and a reload measured from a
         master with no worker yet would take its first worker for a new one
         (seen as a flaky reload test on a busy machine)."""
+        from certbot_nginx_webroot import nginxctl
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -200,19 +201,11 @@ class NginxLab:
             except (OSError, ValueError):  # the daemon writes it after it listens
                 time.sleep(0.02)
                 continue
-            for entry in os.listdir("/proc"):
-                try:
-                    with open(f"/proc/{entry}/stat", "rb") as f:
-                        stat = f.read()
-                    with open(f"/proc/{entry}/cmdline", "rb") as f:
-                        title = f.read()
-                except (OSError, ValueError):
-                    continue
-                fields = stat[stat.rfind(b")") + 2:].split()
-                # "in", not startswith: run through a loader (.ci/newer-nginx),
-                # the title follows the loader's own arguments.
-                if int(fields[1]) == pid and b"nginx: worker process" in title:
-                    return
+            # "in", not startswith: run through a loader (.ci/newer-nginx),
+            # the title follows the loader's own arguments.
+            if any("nginx: worker process" in title
+                   for title in nginxctl.children_of(pid).values()):
+                return
             time.sleep(0.02)
         raise RuntimeError(f"nginx master {self.master_pid()} has no worker after {timeout} s")
 

@@ -23,20 +23,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def acme(tmp_path_factory):
-    ca = lab.AcmeCA(str(tmp_path_factory.mktemp("acme"))).start()
-    yield ca
-    ca.stop()
-
-
-@pytest.fixture
-def nginx():
-    server = lab.NginxLab()
-    yield server
-    server.stop()
-
-
 def snakeoil(nginx, name="snakeoil"):
     """A self-signed placeholder, as hand-made 443 blocks usually have."""
     cert = os.path.join(nginx.prefix, f"{name}.pem")

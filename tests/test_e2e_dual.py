@@ -31,20 +31,6 @@ server {
 """
 
 
-@pytest.fixture(scope="module")
-def acme(tmp_path_factory):
-    ca = lab.AcmeCA(str(tmp_path_factory.mktemp("acme"))).start()
-    yield ca
-    ca.stop()
-
-
-@pytest.fixture
-def nginx():
-    server = lab.NginxLab()
-    yield server
-    server.stop()
-
-
 def served(key_type=None):
     """The certificate a fresh client gets: by default (None), or offering
     only TLS 1.2 ciphers of key_type."""

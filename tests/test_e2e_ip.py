@@ -34,20 +34,6 @@ needs_ip_address = pytest.mark.skipif(
     reason="this certbot has no --ip-address (IP address certificates came with certbot 5.3)")
 
 
-@pytest.fixture(scope="module")
-def acme(tmp_path_factory):
-    ca = lab.AcmeCA(str(tmp_path_factory.mktemp("acme"))).start()
-    yield ca
-    ca.stop()
-
-
-@pytest.fixture
-def nginx():
-    server = lab.NginxLab()
-    yield server
-    server.stop()
-
-
 # For 127.0.0.1 the block listening on that very address answers, although
 # another block is the default_server of the wildcard listen.  For ::1 no
 # block listens on it, so the default_server of [::] answers (not the first).

@@ -1,7 +1,6 @@
 """End to end: one `certbot renew` run over several lineages costs one nginx
 reload (real certbot, pebble and nginx, as in test_e2e.py)."""
 import os
-import subprocess
 import sys
 
 import pytest
@@ -29,20 +28,6 @@ with open(sys.argv[1], "w") as out:
             with ctx.wrap_socket(s, server_hostname=name) as tls:
                 out.write(name + " " + tls.getpeercert(binary_form=True).hex() + "\\n")
 """
-
-
-@pytest.fixture(scope="module")
-def acme(tmp_path_factory):
-    ca = lab.AcmeCA(str(tmp_path_factory.mktemp("acme"))).start()
-    yield ca
-    ca.stop()
-
-
-@pytest.fixture
-def nginx():
-    server = lab.NginxLab()
-    yield server
-    server.stop()
 
 
 def sites_with_lineages(acme, nginx, names, installer=True):

@@ -31,20 +31,6 @@ def e2e(test):
                               reason=f"end-to-end tools missing: {lab.missing_tools()}")(test)
 
 
-@pytest.fixture(scope="module")
-def acme(tmp_path_factory):
-    ca = lab.AcmeCA(str(tmp_path_factory.mktemp("acme"))).start()
-    yield ca
-    ca.stop()
-
-
-@pytest.fixture
-def nginx():
-    server = lab.NginxLab()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def bystander():
     """A process that is not nginx; a SIGHUP (or SIGQUIT) would end it."""
