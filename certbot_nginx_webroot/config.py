@@ -58,7 +58,9 @@ class Config:
             origin = f" (included from {where.file}:{where.line})" if where else ""
             raise ConfigError(f"cannot read {path}{origin}: {err.strerror}") from err
         self.read_digests[path] = hashlib.sha256(data).digest()
-        return parser.parse(parser.decode(data), path)
+        text = parser.decode(data)
+        del data  # a large config: one copy at a time
+        return parser.parse(text, path)
 
     def _load_includes(self, path: str, chain: Tuple[Node, ...]) -> None:
         """Load the files path includes, depth first.  chain: the include
@@ -67,8 +69,8 @@ class Config:
         if len(chain) > _MAX_INCLUDE_DEPTH:
             raise ConfigError(f"includes nest more than {_MAX_INCLUDE_DEPTH} deep at "
                               f"{chain[-1].file}:{chain[-1].line}")
-        for node in parser.walk(self.files[path].children):
-            if node.name == "include" and node.children is None and node.args:
+        for node in parser.find_all(self.files[path].children, "include"):
+            if node.children is None and node.args:
                 for included in self.include_paths(node):
                     stack = [link.file for link in chain] + [path]
                     if included in stack:
@@ -125,24 +127,37 @@ class Config:
     def servers(self) -> List[lookup.Server]:
         """Every http server block with its names and listens, for lookup."""
         if self._servers is None:
-            found = []
-            for node in self.server_blocks():
-                names: List[str] = []
-                listens = []
-                has_listen = False
-                for child in self.expand(node.children):
-                    if child.name == "server_name":
-                        names.extend(child.args)
-                    elif child.name == "listen":
-                        has_listen = True
-                        listen = lookup.parse_listen(child.args)
-                        if listen is not None:
-                            listens.append(listen)
-                # A block without listen answers *:80 (nginx run as root).
-                found.append(lookup.Server(tuple(names), tuple(listens) if has_listen
-                                           else (lookup.DEFAULT_LISTEN,), node))
-            self._servers = found
+            with parser.building_acyclic_data():
+                self._servers = self._read_servers()
         return self._servers
+
+    def _read_servers(self) -> List[lookup.Server]:
+        found = []
+        # Listen lines repeat across sites: read each distinct one once,
+        # and share its result.
+        listen_of: Dict[str, Optional[lookup.Listen]] = {}
+        for node in self.server_blocks():
+            names: List[str] = []
+            listens = []
+            has_listen = False
+            children = node.children
+            if any(child.name == "include" for child in children):
+                children = list(self.expand(children))
+            for child in children:
+                if child.name == "server_name":
+                    names += child.args
+                elif child.name == "listen":
+                    has_listen = True
+                    try:
+                        listen = listen_of[child.raw]
+                    except KeyError:
+                        listen = listen_of[child.raw] = lookup.parse_listen(child.args)
+                    if listen is not None:
+                        listens.append(listen)
+            # A block without listen answers *:80 (nginx run as root).
+            found.append(lookup.Server(tuple(names), tuple(listens) if has_listen
+                                       else (lookup.DEFAULT_LISTEN,), node))
+        return found
 
     def directives(self, block: Node, name: str) -> List[Node]:
         """The directives called name directly inside block (includes expanded)."""

@@ -84,10 +84,11 @@ def _parse_snippet(snippet: str, indent: str, unit: str, newline: str, path: str
         stripped = line.lstrip(" ")
         depth = (len(line) - len(stripped)) // 4
         lines.append(("" if n == 0 else indent) + unit * depth + stripped)
-    conf = parser.parse(newline.join(lines), path)
-    for node in parser.walk(conf.children):
-        node.file = path
-    return conf
+    return parser.parse(newline.join(lines), path)
+
+
+def _file_of(owner) -> parser.ConfigText:
+    return owner if isinstance(owner, parser.ConfigText) else owner.source
 
 
 def insert(owner, index: int, snippet: str, newline: str, path: str) -> List[Node]:
@@ -106,6 +107,7 @@ def insert(owner, index: int, snippet: str, newline: str, path: str) -> List[Nod
         rest = conf.tail + rest
     _set_gap(owner, index, rest)
     owner.children[index:index] = nodes
+    parser.adopt(nodes, _file_of(owner))
     return nodes
 
 
@@ -119,6 +121,7 @@ def replace(owner, index: int, snippet: str, newline: str, path: str) -> List[No
     nodes[0].before = old.before
     after = _gap(owner, index + 1)
     owner.children[index:index + 1] = nodes
+    parser.adopt(nodes, _file_of(owner))
     _set_gap(owner, index + len(nodes),
              _after_snippet(owner, index + len(nodes), conf.tail, after, newline))
     return nodes
@@ -163,7 +166,6 @@ def set_args(owner, index: int, args: Sequence[str]) -> Node:
     m = _NAME_SEP.match(node.raw)
     head = m.group(0) if m else node.raw.split(";")[0] + " "
     node.raw = head + " ".join(parser.quote(a) for a in args) + ";"
-    node.args = list(args)
     mark_line_after(owner, index + 1)
     return node
 
@@ -205,8 +207,6 @@ def copy_after(owner, index: int, newline: str) -> Node:
     indent = indent_of(node)
     conf = parser.parse(parser.dump_node(node), node.file)
     copy = conf.children[0]
-    for sub in parser.walk(conf.children):
-        sub.file = node.file
     # What follows the block on its closing line (a space, a comment) stays
     # on that line, before the copy.
     gap = _gap(owner, index + 1)
@@ -217,6 +217,7 @@ def copy_after(owner, index: int, newline: str) -> Node:
     copy.before = same_line + newline + newline + indent
     _set_gap(owner, index + 1, rest)
     owner.children.insert(index + 1, copy)
+    parser.adopt([copy], _file_of(owner))
     return copy
 
 

@@ -148,8 +148,22 @@ def name_rank(host: str, server_name: str) -> Optional[Tuple[int, int]]:
 
 
 def server_rank(host: str, names: Sequence[str]) -> Optional[Tuple[int, int]]:
-    ranks = [r for r in (name_rank(host, n) for n in names) if r is not None]
-    return min(ranks) if ranks else None
+    """The best rank of names for host (see name_rank); None: no match.
+    host is lower case.  Most names are plain and differ from host, and a
+    config can have 100 000 blocks: those are told apart without name_rank."""
+    if host in names:
+        return (EXACT, 0)
+    best = None
+    for server_name in names:
+        first = server_name[:1]
+        if first != "~" and first != "*" and first != "." and not server_name.endswith(".*"):
+            if len(server_name) == len(host) and server_name.lower() == host:
+                return (EXACT, 0)
+            continue
+        rank = name_rank(host, server_name)
+        if rank is not None and (best is None or rank < best):
+            best = rank
+    return best
 
 
 def answering(servers: Sequence[Server], host: str, port: int,
@@ -163,21 +177,32 @@ def answering(servers: Sequence[Server], host: str, port: int,
     :raises AmbiguousName: two blocks have the same best name for one address
     """
     host = host.lower().rstrip(".")
-    by_addr: Dict[Tuple[str, int], List[Tuple[Server, Listen]]] = {}
+    ip = ip_address(host)
+    if ip is not None:
+        host = request_host(host)
+    # One pass over the blocks (there can be 100 000): each block's rank is
+    # computed once, and each address keeps only what decides it.
+    groups: Dict[Tuple[str, int], _Group] = {}
     for server in servers:
+        rank: Optional[Tuple[int, int]] = None
+        ranked = False
         seen = set()  # a block listed twice on one address counts once
         for listen in server.listens:
-            if listen.port == port and listen.addr not in seen:
-                seen.add(listen.addr)
-                by_addr.setdefault((listen.addr, listen.port), []).append((server, listen))
-    ip = ip_address(host)
+            if listen.port != port or listen.addr in seen:
+                continue
+            seen.add(listen.addr)
+            if not ranked:
+                rank, ranked = server_rank(host, server.names), True
+            group = groups.get((listen.addr, port))
+            if group is None:
+                group = groups[(listen.addr, port)] = _Group(server, listen)
+            group.add(server, listen, rank)
     if ip is not None:  # the CA connects to that address: one list counts
-        host = request_host(host)
-        landing = landing_addr(ip, [addr for addr, _ in by_addr])
-        by_addr = {key: group for key, group in by_addr.items() if key[0] == landing}
+        landing = landing_addr(ip, [addr for addr, _ in groups])
+        groups = {key: group for key, group in groups.items() if key[0] == landing}
     found: List[Match] = []
-    for group in by_addr.values():
-        match = _best_in_group(group, host, port, use_default)
+    for group in groups.values():
+        match = group.match(host, port, use_default)
         if match is not None and not any(m.server is match.server for m in found):
             found.append(match)
     order = {id(s): i for i, s in enumerate(servers)}
@@ -185,24 +210,34 @@ def answering(servers: Sequence[Server], host: str, port: int,
     return found
 
 
-def _best_in_group(group: List[Tuple[Server, Listen]], host: str, port: int,
-                   use_default: bool) -> Optional[Match]:
-    best: Optional[Tuple[Tuple[int, int], Server, Listen]] = None
-    ties: List[Server] = []
-    for server, listen in group:
-        rank = server_rank(host, server.names)
+class _Group:
+    """What decides who answers on one listening address: the best named
+    block (and any ties), else the default_server, else the first block."""
+
+    __slots__ = ("first", "default", "best", "ties")
+
+    def __init__(self, server: Server, listen: Listen) -> None:
+        self.first = (server, listen)
+        self.default: Optional[Tuple[Server, Listen]] = None
+        self.best: Optional[Tuple[Tuple[int, int], Server, Listen]] = None
+        self.ties: List[Server] = []
+
+    def add(self, server: Server, listen: Listen, rank: Optional[Tuple[int, int]]) -> None:
+        if listen.default and self.default is None:
+            self.default = (server, listen)
         if rank is None:
-            continue
-        if best is None or rank < best[0]:
-            best, ties = (rank, server, listen), [server]
-        elif rank == best[0] and rank[0] != REGEX:
-            ties.append(server)  # nginx: "conflicting server name", first wins
-    if best is not None:
-        if len(ties) > 1:
-            raise AmbiguousName(host, port, ties)
-        return Match(best[1], best[0][0], best[2])
-    if not use_default:
-        return None
-    defaults = [(s, listen) for s, listen in group if listen.default]
-    server, listen = (defaults or group)[0]
-    return Match(server, DEFAULT, listen)
+            return
+        if self.best is None or rank < self.best[0]:
+            self.best, self.ties = (rank, server, listen), [server]
+        elif rank == self.best[0] and rank[0] != REGEX:
+            self.ties.append(server)  # nginx: "conflicting server name", first wins
+
+    def match(self, host: str, port: int, use_default: bool) -> Optional[Match]:
+        if self.best is not None:
+            if len(self.ties) > 1:
+                raise AmbiguousName(host, port, self.ties)
+            return Match(self.best[1], self.best[0][0], self.best[2])
+        if not use_default:
+            return None
+        server, listen = self.default or self.first
+        return Match(server, DEFAULT, listen)

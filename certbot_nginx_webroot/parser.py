@@ -17,7 +17,10 @@ opaque string.
 Text is decoded as UTF-8 with ``surrogateescape`` so files that are not UTF-8
 round-trip byte for byte too.
 """
+import contextlib
+import gc
 import re
+import weakref
 from typing import Iterator, List, Optional
 
 # Whitespace as nginx sees it: space, tab, CR, LF (not \f or \v).
@@ -27,16 +30,18 @@ _TOKEN = re.compile(r"""
   | '(?:[^'\\]|\\[\s\S])*'
   | (?:\\[\s\S]|\$\{|[^ \t\r\n;{}#"'\\])(?:\\[\s\S]|\$\{|[^ \t\r\n;{\\])*
 """, re.X)
-# Fast path for the common directive: plain words (no quotes, escapes,
-# comments or braces) separated by whitespace.  The class also leaves out
-# every character str.split() would split on, so split() is exact here;
-# anything else takes the token-by-token path.
-_PLAIN_CHARS = (r"[^ \t\r\n;{}#\"'\\$\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a"
-                r"\u2028\u2029\u202f\u205f\u3000]")
-_DOLLAR = r"\$(?!\{)"  # "${" is nginx's variable syntax, not a block
-# Written so that every character has one way to match (no backtracking blow-up).
-_PLAIN = rf"(?:{_PLAIN_CHARS}+|{_DOLLAR}{_PLAIN_CHARS}*)(?:{_DOLLAR}{_PLAIN_CHARS}*)*"
-_SIMPLE_DIRECTIVE = re.compile(rf"({_PLAIN}(?:[ \t\r\n]+{_PLAIN})*)[ \t\r\n]*([;{{])")
+# A directive made of plain words (no quotes, escapes, comments or braces):
+# its values are its words, split at nginx's whitespace.
+_PLAIN_RAW = re.compile(r"[^;{}#\"'\\]*[;{]")
+_WORD = re.compile(r"[^ \t\r\n]+")
+# One step of the parse: the trivia, then a directive made of plain words
+# or a "}".  Groups: trivia, raw, name, close.  A comment must run to the end
+# of its line: were the rest not to match (a directive with quotes, which
+# takes the token-by-token path), backtracking into the comment would read
+# its tail as a directive.  "${" is a variable, not a block: such a
+# directive takes the token-by-token path too.
+_STEP = re.compile(r"([ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*)"
+                   r"(?:(([^ \t\r\n;{}#\"'\\]+)[^;{}#\"'\\]*(?:;|(?<!\$)\{))|(\}))")
 # After a closing quote nginx wants one of these, else "unexpected ...".
 _AFTER_QUOTE = frozenset(" \t\r\n;{)")
 _ESCAPE = re.compile(r"\\(.)", re.S)
@@ -67,27 +72,49 @@ class ParseError(ValueError):
 
 
 class Node:
-    """One directive; a block directive when ``children`` is not None.
+    """One simple directive (a :class:`Block` or :class:`LuaBlock` for the
+    block kinds).
 
-    ``name`` and ``args`` are the values nginx sees (quotes removed, escapes
-    resolved); ``raw`` is the exact source text.
+    What is stored is the source text: ``raw`` (the directive from its name
+    through its ``;`` or ``{``) and ``before`` (the trivia before it); ``name``
+    is kept for filtering.  ``args``, the values nginx sees (quotes removed,
+    escapes resolved), are read from ``raw`` when asked for, and ``line``
+    from the file the node is in (``source``), so a node costs little more
+    than its text: a hosting config has a million of them, and few are ever
+    looked at twice.  A node refers to its file weakly, so the tree has no
+    reference cycle and is freed as soon as it is dropped.
     """
 
-    __slots__ = ("name", "args", "before", "raw", "children", "tail", "opaque",
-                 "file", "line")
+    __slots__ = ("name", "raw", "before", "_home")
+    children: Optional[List["Node"]] = None  # a list in a Block
+    tail = ""  # trivia before a block's "}"
+    opaque: Optional[str] = None  # a LuaBlock's body
 
-    def __init__(self, name: str, args: List[str], before: str, raw: str,
-                 children: Optional[List["Node"]] = None, tail: str = "",
-                 opaque: Optional[str] = None, file: str = "", line: int = 0):
+    def __init__(self, name: str, raw: str, before: str,
+                 source: Optional["ConfigText"] = None) -> None:
         self.name = name
-        self.args = args
-        self.before = before
         self.raw = raw
-        self.children = children
-        self.tail = tail
-        self.opaque = opaque
-        self.file = file
-        self.line = line
+        self.before = before
+        self._home = source.ref if source is not None else None
+
+    @property
+    def args(self) -> List[str]:
+        return words_of(self.raw)[1:]
+
+    @property
+    def source(self) -> Optional["ConfigText"]:
+        """The parsed file the node belongs to."""
+        return self._home() if self._home is not None else None
+
+    @property
+    def file(self) -> str:
+        source = self.source
+        return source.path if source is not None else ""
+
+    @property
+    def line(self) -> int:
+        """The line the directive starts on, 0 when it is not in its file."""
+        return line_of(self)
 
     @property
     def is_block(self) -> bool:
@@ -98,16 +125,40 @@ class Node:
         return f"<{kind} {self.name} {self.args!r} {self.file}:{self.line}>"
 
 
+class Block(Node):
+    """A block directive: ``children`` and the ``tail`` before its ``}``."""
+
+    __slots__ = ("children", "tail")
+
+    def __init__(self, name: str, raw: str, before: str,
+                 source: Optional["ConfigText"] = None) -> None:
+        Node.__init__(self, name, raw, before, source)
+        self.children = []
+        self.tail = ""
+
+
+class LuaBlock(Node):
+    """A ``*_by_lua_block``: its body is Lua, kept as one opaque string."""
+
+    __slots__ = ("opaque",)
+
+    def __init__(self, name: str, raw: str, before: str,
+                 source: Optional["ConfigText"] = None, opaque: str = "") -> None:
+        Node.__init__(self, name, raw, before, source)
+        self.opaque = opaque
+
+
 class ConfigText:
     """A parsed file: its top-level nodes and the trivia after the last one."""
 
-    __slots__ = ("path", "children", "tail", "newline")
+    __slots__ = ("path", "children", "tail", "newline", "ref", "__weakref__")
 
     def __init__(self, path: str, children: List[Node], tail: str, newline: str):
         self.path = path
         self.children = children
         self.tail = tail
         self.newline = newline
+        self.ref = weakref.ref(self)  # what its nodes hold
 
 
 def value_of(token: str) -> str:
@@ -117,6 +168,46 @@ def value_of(token: str) -> str:
     if "\\" in token:
         token = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), token)
     return token
+
+
+def words_of(raw: str) -> List[str]:
+    """The values of a directive's words (its name first), from its raw text."""
+    if _PLAIN_RAW.fullmatch(raw):  # no quotes, escapes or comments: split
+        return _WORD.findall(raw, 0, len(raw) - 1)
+    return _read_directive(raw, 0, "<directive>")[0]
+
+
+def line_of(node: Node) -> int:
+    """The line node starts on in its file (0 when it is not in it): the
+    newlines of the text before it, counted through the tree."""
+    conf = node.source
+    if conf is None:
+        return 0
+    count = 0
+    stack = [(iter(conf.children), conf.tail)]
+    while stack:
+        pending, after = stack[-1]
+        for child in pending:
+            count += child.before.count("\n")
+            if child is node:
+                return count + 1
+            count += child.raw.count("\n")
+            if child.children is not None:
+                stack.append((iter(child.children), child.tail))
+                break
+            if child.opaque is not None:
+                count += child.opaque.count("\n")
+        else:
+            stack.pop()
+            count += after.count("\n")
+    return 0
+
+
+def adopt(nodes: List[Node], conf: "ConfigText") -> None:
+    """Make nodes (parsed elsewhere, e.g. a snippet) and everything under
+    them belong to conf, once they are placed in its tree."""
+    for node in walk(nodes):
+        node._home = conf.ref
 
 
 def _line_at(text: str, pos: int) -> int:
@@ -141,60 +232,94 @@ def _lua_body_end(text: str, pos: int, path: str) -> int:
 
 def parse(text: str, path: str = "<string>") -> ConfigText:
     """Parse nginx configuration text into a :class:`ConfigText`."""
+    with building_acyclic_data():
+        return _parse(text, path)
+
+
+@contextlib.contextmanager
+def building_acyclic_data() -> Iterator[None]:
+    """Pause Python's cycle collector while building a large structure with
+    no reference cycles (a parse tree, the servers of a config), then file
+    what was built with the oldest objects.
+
+    Left running, the collector walks the growing structure again at every
+    generation it passes through: at 100 000 server blocks that took longer
+    than the parse itself, and it can find nothing (refcounting frees an
+    acyclic tree).  gc.freeze() then gc.unfreeze() moves every tracked
+    object to the oldest generation without visiting it; garbage cycles
+    made by others are not lost, only left to the next full collection.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.unfreeze()
+        gc.enable()
+
+
+def _parse(text: str, path: str) -> ConfigText:
     n = len(text)
-    root: List[Node] = []
-    siblings = root
+    conf = ConfigText(path, [], "", "\r\n" if "\r\n" in text else "\n")
+    siblings = conf.children
     stack: List[tuple] = []  # (parent's sibling list, open block node)
-    pos = 0
-    line = 1
-    counted = 0  # text[:counted] has been counted into `line`
+    # One string object for each distinct directive text, name and run of
+    # whitespace between directives: configs of many sites are made from
+    # templates, so most lines repeat ("listen 443 ssl;", "location / {").
+    shared: dict = {}
+    share = shared.setdefault
+    step = _STEP.match
     trivia = _TRIVIA.match
-    simple = _SIMPLE_DIRECTIVE.match
-    count = text.count
+    pos = 0
     while True:
-        gap_start = pos
-        pos = trivia(text, pos).end()
-        if pos >= n:
-            break
-        c = text[pos]
-        if c == "}":
-            if not stack:
-                raise ParseError('unexpected "}"', path, _line_at(text, pos))
-            block = stack[-1][1]
-            block.tail = text[gap_start:pos]
-            siblings = stack.pop()[0]
-            pos += 1
-            continue
-        if c == ";" or c == "{":
-            raise ParseError(f'unexpected "{c}"', path, _line_at(text, pos))
-        start = pos
-        line += count("\n", counted, start)
-        counted = start
-        m = simple(text, pos)
+        m = step(text, pos)
         if m is not None:
-            values = m.group(1).split()
-            c = m.group(2)
-            pos = m.end() - 1
+            before, raw, name, close = m.group(1, 2, 3, 4)
+            if "#" not in before:
+                before = share(before, before)
+            if close is not None:
+                if not stack:
+                    raise ParseError('unexpected "}"', path, _line_at(text, m.end() - 1))
+                block = stack[-1][1]
+                block.tail = before
+                siblings = stack.pop()[0]
+                pos = m.end()
+                continue
+            raw = share(raw, raw)
+            name = share(name, name)
+            end = raw[-1]
+            pos = m.end()
         else:
-            values, pos = _read_directive(text, pos, path)
-            c = text[pos]
-        node = Node(values[0], values[1:], text[gap_start:start], text[start:pos + 1],
-                    file=path, line=line)
-        siblings.append(node)
-        pos += 1
-        if c == "{":
-            if values[0].endswith("_by_lua_block"):
-                end = _lua_body_end(text, pos, path)
-                node.opaque = text[pos:end]
-                pos = end + 1
-            else:
-                node.children = []
-                stack.append((siblings, node))
-                siblings = node.children
+            start = trivia(text, pos).end()
+            if start >= n:
+                break
+            c = text[start]
+            if c == ";" or c == "{":
+                raise ParseError(f'unexpected "{c}"', path, _line_at(text, start))
+            words, end_at = _read_directive(text, start, path)
+            before = text[pos:start]
+            raw = share(text[start:end_at + 1], text[start:end_at + 1])
+            name = share(words[0], words[0])
+            end = text[end_at]
+            pos = end_at + 1
+        if end == ";":
+            siblings.append(Node(name, raw, before, conf))
+        elif name.endswith("_by_lua_block"):
+            close_at = _lua_body_end(text, pos, path)
+            siblings.append(LuaBlock(name, raw, before, conf, text[pos:close_at]))
+            pos = close_at + 1
+        else:
+            block = Block(name, raw, before, conf)
+            siblings.append(block)
+            stack.append((siblings, block))
+            siblings = block.children
     if stack:
         raise ParseError('unexpected end of file, expecting "}"', path, _line_at(text, n))
-    newline = "\r\n" if "\r\n" in text else "\n"
-    return ConfigText(path, root, text[gap_start:], newline)
+    conf.tail = text[pos:]
+    return conf
 
 
 def _read_directive(text: str, pos: int, path: str):
@@ -296,6 +421,23 @@ def walk(nodes: List[Node]) -> Iterator[Node]:
                 break
         else:
             stack.pop()
+
+
+def find_all(nodes: List[Node], name: str) -> List[Node]:
+    """Every node called name under nodes, in source order (no includes):
+    walk() without a generator's cost per node, for whole-config searches."""
+    found = []
+    stack = [iter(nodes)]
+    while stack:
+        for node in stack[-1]:
+            if node.name == name:
+                found.append(node)
+            if node.children is not None:
+                stack.append(iter(node.children))
+                break
+        else:
+            stack.pop()
+    return found
 
 
 # One way to match each character, so a near miss fails fast.
