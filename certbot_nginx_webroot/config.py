@@ -141,7 +141,7 @@ class Config:
             listens = []
             has_listen = False
             children = node.children
-            if any(child.name == "include" for child in children):
+            if "include" in [child.name for child in children]:
                 children = list(self.expand(children))
             for child in children:
                 if child.name == "server_name":

@@ -40,8 +40,11 @@ _WORD = re.compile(r"[^ \t\r\n]+")
 # takes the token-by-token path), backtracking into the comment would read
 # its tail as a directive.  "${" is a variable, not a block: such a
 # directive takes the token-by-token path too.
-_STEP = re.compile(r"([ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*)"
-                   r"(?:(([^ \t\r\n;{}#\"'\\]+)[^;{}#\"'\\]*(?:;|(?<!\$)\{))|(\}))")
+_ITEM = (r"([ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*)"
+         r"(?:(([^ \t\r\n;{}#\"'\\]+)[^;{}#\"'\\]*(?:;|(?<!\$)\{))|(\}))")
+# Up to four steps in one match: the call, not the matching, is most of
+# the cost of a step.
+_STEP = re.compile(_ITEM + "(?:" + _ITEM + "(?:" + _ITEM + "(?:" + _ITEM + ")?)?)?")
 # After a closing quote nginx wants one of these, else "unexpected ...".
 _AFTER_QUOTE = frozenset(" \t\r\n;{)")
 _ESCAPE = re.compile(r"\\(.)", re.S)
@@ -277,22 +280,9 @@ def _parse(text: str, path: str) -> ConfigText:
     while True:
         m = step(text, pos)
         if m is not None:
-            before, raw, name, close = m.group(1, 2, 3, 4)
-            if "#" not in before:
-                before = share(before, before)
-            if close is not None:
-                if not stack:
-                    raise ParseError('unexpected "}"', path, _line_at(text, m.end() - 1))
-                block = stack[-1][1]
-                block.tail = before
-                siblings = stack.pop()[0]
-                pos = m.end()
-                continue
-            raw = share(raw, raw)
-            name = share(name, name)
-            end = raw[-1]
+            items = m.groups()
             pos = m.end()
-        else:
+        else:  # not plain words: token by token
             start = trivia(text, pos).end()
             if start >= n:
                 break
@@ -300,22 +290,38 @@ def _parse(text: str, path: str) -> ConfigText:
             if c == ";" or c == "{":
                 raise ParseError(f'unexpected "{c}"', path, _line_at(text, start))
             words, end_at = _read_directive(text, start, path)
-            before = text[pos:start]
-            raw = share(text[start:end_at + 1], text[start:end_at + 1])
-            name = share(words[0], words[0])
-            end = text[end_at]
+            items = (text[pos:start], text[start:end_at + 1], words[0], None)
             pos = end_at + 1
-        if end == ";":
-            siblings.append(Node(name, raw, before, conf))
-        elif name.endswith("_by_lua_block"):
-            close_at = _lua_body_end(text, pos, path)
-            siblings.append(LuaBlock(name, raw, before, conf, text[pos:close_at]))
-            pos = close_at + 1
-        else:
-            block = Block(name, raw, before, conf)
-            siblings.append(block)
-            stack.append((siblings, block))
-            siblings = block.children
+        fields = iter(items)
+        for i, (before, raw, name, close) in enumerate(zip(fields, fields, fields, fields)):
+            if before is None:  # the step matched fewer items
+                break
+            if "#" not in before:
+                before = share(before, before)
+            if close is not None:
+                if not stack:
+                    raise ParseError('unexpected "}"', path,
+                                     _line_at(text, m.start(4 * i + 4) if m else pos))
+                block = stack[-1][1]
+                block.tail = before
+                siblings = stack.pop()[0]
+                continue
+            raw = share(raw, raw)
+            name = share(name, name)
+            if raw[-1] == ";":
+                siblings.append(Node(name, raw, before, conf))
+            elif name.endswith("_by_lua_block"):
+                # Its body is Lua: what the step read after it is not nginx's.
+                body = m.end(4 * i + 2) if m else pos
+                close_at = _lua_body_end(text, body, path)
+                siblings.append(LuaBlock(name, raw, before, conf, text[body:close_at]))
+                pos = close_at + 1
+                break
+            else:
+                block = Block(name, raw, before, conf)
+                siblings.append(block)
+                stack.append((siblings, block))
+                siblings = block.children
     if stack:
         raise ParseError('unexpected end of file, expecting "}"', path, _line_at(text, n))
     conf.tail = text[pos:]

@@ -114,3 +114,125 @@ def test_syntax_errors_name_file_and_line(text, message, line):
 def test_quote_reads_back_as_the_same_value(value):
     node = parser.parse(f"x {parser.quote(value)};").children[0]
     assert node.args == [value]
+
+
+# --- the fast path, and what a node costs (issue 13: 100 000 server blocks) ---
+
+def _full_shape(nodes):
+    """Everything dump() writes, node by node."""
+    return [(n.name, n.args, n.before, n.raw, n.tail, n.opaque,
+             _full_shape(n.children) if n.children is not None else None) for n in nodes]
+
+
+def _token_by_token(text, path):
+    """parse() with its fast path switched off: every directive read by the
+    tokenizer that follows nginx's rule for rule (a "}" needs no reading)."""
+    fast = parser._STEP
+    # Only the trivia and "}" of a step: no directive is ever read by it.
+    parser._STEP = parser.re.compile(parser._ITEM.replace("(?:((", "(?:(?!)((", 1))
+    try:
+        return parser.parse(text, path)
+    finally:
+        parser._STEP = fast
+
+
+def _corpus_texts():
+    from conftest import CORPUS
+    for directory, _, files in os.walk(CORPUS):
+        for name in sorted(files):
+            if name != "SOURCES.md":
+                path = os.path.join(directory, name)
+                with open(path, "rb") as f:
+                    yield path, parser.decode(f.read())
+    for name in FILES:
+        path = os.path.join(CONSTRUCTS, name)
+        with open(path, "rb") as f:
+            yield path, parser.decode(f.read())
+
+
+def test_fast_path_reads_every_file_as_the_tokenizer_does():
+    """The one-regex path for plain directives must build exactly the tree
+    the token-by-token path builds, on every real config we have."""
+    compared = 0
+    for path, text in _corpus_texts():
+        try:
+            slow = _token_by_token(text, path)
+        except parser.ParseError as err:
+            with pytest.raises(parser.ParseError) as fast_err:
+                parser.parse(text, path)
+            assert (fast_err.value.message, fast_err.value.line) == (err.message, err.line)
+            continue
+        assert _full_shape(parser.parse(text, path).children) == _full_shape(slow.children), path
+        compared += 1
+    assert compared > 300
+
+
+@pytest.mark.parametrize("text", [
+    # A comment's tail must never be read as a directive, whatever follows.
+    '# a b;\nadd_header X "y";\n',
+    "# a b {\nx 'y' {\n}\n",
+    "x 1; # c d;\ny \"2\";\n",
+    # "${" is a variable, not a block; a "$" before " {" is a word's end.
+    "set $a ${b};\nlocation ~ ^/x$ {\n}\nset $c x${d}y;\nlocation ~ ^/a${b}c$ {\n}\n",
+    # Lua right after plain directives read in the same step.
+    "a 1; b 2; content_by_lua_block { x = '}' } c 3; }\n"[:-3] + "\n",
+    "a {} b { c; } }\n"[:-3] + "\n",
+    "a\n  b\n  c;\n",
+])
+def test_fast_path_edge_cases_match_the_tokenizer(text):
+    fast = parser.parse(text)
+    assert _full_shape(fast.children) == _full_shape(_token_by_token(text, "<string>").children)
+    assert parser.dump(fast) == text
+
+
+def test_a_comment_ending_in_a_directive_stays_a_comment():
+    conf = parser.parse('# keep alive 1;\nadd_header X "y";\n')
+    assert [(n.name, n.args) for n in conf.children] == [("add_header", ["X", "y"])]
+    assert conf.children[0].before == "# keep alive 1;\n"
+
+
+def test_repeated_lines_share_one_string():
+    conf = parser.parse("server {\n    listen 80;\n}\nserver {\n    listen 80;\n}\n")
+    first, second = (s.children[0] for s in conf.children)
+    assert first.raw is second.raw and first.before is second.before
+    assert conf.children[0].raw is conf.children[1].raw
+
+
+def test_a_dropped_tree_is_freed_without_the_cycle_collector():
+    import gc
+    gc.collect()
+    gc.disable()
+    try:
+        conf = parser.parse("http {\n    server {\n        listen 80;\n    }\n}\n", "a.conf")
+        assert conf.children[0].children[0].children[0].file == "a.conf"
+        del conf
+        # Refcounting alone freed it: the collector finds no cycle to break.
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_parse_leaves_the_collector_as_it_found_it():
+    import gc
+    assert gc.isenabled()
+    parser.parse("a 1;")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parser.parse("a 1;")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_line_follows_edits():
+    from certbot_nginx_webroot import edit
+    conf = parser.parse("http {\n    server {\n        listen 80;\n    }\n}\n", "a.conf")
+    server = conf.children[0].children[0]
+    listen = server.children[0]
+    assert (server.line, listen.line) == (2, 3)
+    added = edit.insert(server, 0, "server_name a;\nroot /srv;", "\n", "a.conf")
+    assert [n.line for n in added] == [3, 4] and listen.line == 5
+    assert added[0].source is conf
+    removed = edit.remove(server, 0)
+    assert removed.line == 0 and listen.line == 4  # no longer in the file
