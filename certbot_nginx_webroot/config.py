@@ -69,8 +69,8 @@ class Config:
         if len(chain) > _MAX_INCLUDE_DEPTH:
             raise ConfigError(f"includes nest more than {_MAX_INCLUDE_DEPTH} deep at "
                               f"{chain[-1].file}:{chain[-1].line}")
-        for node in parser.find_all(self.files[path].children, "include"):
-            if node.children is None and node.args:
+        for node in self.files[path].includes:
+            if node.args:
                 for included in self.include_paths(node):
                     stack = [link.file for link in chain] + [path]
                     if included in stack:
@@ -134,29 +134,37 @@ class Config:
     def _read_servers(self) -> List[lookup.Server]:
         found = []
         # Listen lines repeat across sites: read each distinct one once,
-        # and share its result.
+        # and share its result (and each distinct set of them).
         listen_of: Dict[str, Optional[lookup.Listen]] = {}
+        shared_listens: Dict[Tuple[lookup.Listen, ...], Tuple[lookup.Listen, ...]] = {}
         for node in self.server_blocks():
             names: List[str] = []
             listens = []
             has_listen = False
             children = node.children
-            if "include" in [child.name for child in children]:
-                children = list(self.expand(children))
-            for child in children:
-                if child.name == "server_name":
-                    names += child.args
-                elif child.name == "listen":
-                    has_listen = True
-                    try:
-                        listen = listen_of[child.raw]
-                    except KeyError:
-                        listen = listen_of[child.raw] = lookup.parse_listen(child.args)
-                    if listen is not None:
-                        listens.append(listen)
+            while True:
+                for child in children:
+                    name = child.name
+                    if name == "server_name":
+                        names += child.args
+                    elif name == "listen":
+                        has_listen = True
+                        try:
+                            listen = listen_of[child.raw]
+                        except KeyError:
+                            listen = listen_of[child.raw] = lookup.parse_listen(child.args)
+                        if listen is not None:
+                            listens.append(listen)
+                    elif name == "include" and children is node.children:
+                        break  # read the block again, includes expanded
+                else:
+                    break
+                names, listens, has_listen = [], [], False
+                children = list(self.expand(node.children))
             # A block without listen answers *:80 (nginx run as root).
-            found.append(lookup.Server(tuple(names), tuple(listens) if has_listen
-                                       else (lookup.DEFAULT_LISTEN,), node))
+            listened = tuple(listens) if has_listen else (lookup.DEFAULT_LISTEN,)
+            found.append(lookup.Server(tuple(names),
+                                       shared_listens.setdefault(listened, listened), node))
         return found
 
     def directives(self, block: Node, name: str) -> List[Node]:

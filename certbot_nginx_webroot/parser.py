@@ -14,6 +14,13 @@ line, using nginx's own wording.  Every byte of the input is kept in the tree:
 ``*_by_lua_block`` directives are Lua, not nginx syntax; they are kept as one
 opaque string.
 
+Hosting configs reach 100 000 server blocks (a million directives), so a
+node is small: it keeps its text and name only (values and line numbers are
+derived when asked), and a line repeated from a template is stored once.
+Most directives are plain words; one regular expression reads up to four of
+them per call, and the tokenizer takes over wherever that one does not match
+(quotes, escapes, comments inside a directive, ``${``, Lua).
+
 Text is decoded as UTF-8 with ``surrogateescape`` so files that are not UTF-8
 round-trip byte for byte too.
 """
@@ -94,11 +101,12 @@ class Node:
     opaque: Optional[str] = None  # a LuaBlock's body
 
     def __init__(self, name: str, raw: str, before: str,
-                 source: Optional["ConfigText"] = None) -> None:
+                 home: Optional["weakref.ref[ConfigText]"] = None) -> None:
+        """home: the ``ref`` of the file the node is in."""
         self.name = name
         self.raw = raw
         self.before = before
-        self._home = source.ref if source is not None else None
+        self._home = home
 
     @property
     def args(self) -> List[str]:
@@ -134,8 +142,11 @@ class Block(Node):
     __slots__ = ("children", "tail")
 
     def __init__(self, name: str, raw: str, before: str,
-                 source: Optional["ConfigText"] = None) -> None:
-        Node.__init__(self, name, raw, before, source)
+                 home: Optional["weakref.ref[ConfigText]"] = None) -> None:
+        self.name = name  # Node.__init__ inlined: a call costs, a million times
+        self.raw = raw
+        self.before = before
+        self._home = home
         self.children = []
         self.tail = ""
 
@@ -146,21 +157,26 @@ class LuaBlock(Node):
     __slots__ = ("opaque",)
 
     def __init__(self, name: str, raw: str, before: str,
-                 source: Optional["ConfigText"] = None, opaque: str = "") -> None:
-        Node.__init__(self, name, raw, before, source)
+                 home: Optional["weakref.ref[ConfigText]"] = None, opaque: str = "") -> None:
+        Node.__init__(self, name, raw, before, home)
         self.opaque = opaque
 
 
 class ConfigText:
-    """A parsed file: its top-level nodes and the trivia after the last one."""
+    """A parsed file: its top-level nodes and the trivia after the last one.
 
-    __slots__ = ("path", "children", "tail", "newline", "ref", "__weakref__")
+    ``includes`` lists the include directives found by the parse, so loading
+    a config does not search a million nodes for them; edits do not update it.
+    """
+
+    __slots__ = ("path", "children", "tail", "newline", "includes", "ref", "__weakref__")
 
     def __init__(self, path: str, children: List[Node], tail: str, newline: str):
         self.path = path
         self.children = children
         self.tail = tail
         self.newline = newline
+        self.includes: List[Node] = []
         self.ref = weakref.ref(self)  # what its nodes hold
 
 
@@ -274,6 +290,10 @@ def _parse(text: str, path: str) -> ConfigText:
     # templates, so most lines repeat ("listen 443 ssl;", "location / {").
     shared: dict = {}
     share = shared.setdefault
+    named: dict = {}  # raw text -> (the one copy of it, its name)
+    home = conf.ref
+    include = share("include", "include")  # names are compared by identity below
+    includes = conf.includes
     step = _STEP.match
     trivia = _TRIVIA.match
     pos = 0
@@ -306,19 +326,23 @@ def _parse(text: str, path: str) -> ConfigText:
                 block.tail = before
                 siblings = stack.pop()[0]
                 continue
-            raw = share(raw, raw)
-            name = share(name, name)
+            known = named.get(raw)
+            if known is None:
+                known = named[raw] = (raw, share(name, name))
+            raw, name = known
             if raw[-1] == ";":
-                siblings.append(Node(name, raw, before, conf))
+                siblings.append(Node(name, raw, before, home))
+                if name is include:
+                    includes.append(siblings[-1])
             elif name.endswith("_by_lua_block"):
                 # Its body is Lua: what the step read after it is not nginx's.
                 body = m.end(4 * i + 2) if m else pos
                 close_at = _lua_body_end(text, body, path)
-                siblings.append(LuaBlock(name, raw, before, conf, text[body:close_at]))
+                siblings.append(LuaBlock(name, raw, before, home, text[body:close_at]))
                 pos = close_at + 1
                 break
             else:
-                block = Block(name, raw, before, conf)
+                block = Block(name, raw, before, home)
                 siblings.append(block)
                 stack.append((siblings, block))
                 siblings = block.children
@@ -427,23 +451,6 @@ def walk(nodes: List[Node]) -> Iterator[Node]:
                 break
         else:
             stack.pop()
-
-
-def find_all(nodes: List[Node], name: str) -> List[Node]:
-    """Every node called name under nodes, in source order (no includes):
-    walk() without a generator's cost per node, for whole-config searches."""
-    found = []
-    stack = [iter(nodes)]
-    while stack:
-        for node in stack[-1]:
-            if node.name == name:
-                found.append(node)
-            if node.children is not None:
-                stack.append(iter(node.children))
-                break
-        else:
-            stack.pop()
-    return found
 
 
 # One way to match each character, so a near miss fails fast.

@@ -236,3 +236,9 @@ def test_line_follows_edits():
     assert added[0].source is conf
     removed = edit.remove(server, 0)
     assert removed.line == 0 and listen.line == 4  # no longer in the file
+
+
+def test_the_parse_lists_its_include_directives_in_order():
+    conf = parser.parse('include a;\nhttp {\n    server { "include" b; }\n    include c*.conf;\n}\n'
+                        "events { x 'include'; }\n")
+    assert [n.args for n in conf.includes] == [["a"], ["b"], ["c*.conf"]]
