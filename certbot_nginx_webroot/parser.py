@@ -38,8 +38,10 @@ _TOKEN = re.compile(r"""
   | (?:\\[\s\S]|\$\{|[^ \t\r\n;{}#"'\\])(?:\\[\s\S]|\$\{|[^ \t\r\n;{\\])*
 """, re.X)
 # A directive made of plain words (no quotes, escapes, comments or braces):
-# its values are its words, split at nginx's whitespace.
+# its values are its words, split at nginx's whitespace.  Without the other
+# characters str.split() splits at, and in ASCII, split() is that split.
 _PLAIN_RAW = re.compile(r"[^;{}#\"'\\]*[;{]")
+_SPLIT_SAFE = re.compile(r"[^;{}#\"'\\\x0b\x0c\x1c-\x1f]*[;{]")
 _WORD = re.compile(r"[^ \t\r\n]+")
 # One step of the parse: the trivia, then a directive made of plain words
 # or a "}".  Groups: trivia, raw, name, close.  A comment must run to the end
@@ -49,9 +51,9 @@ _WORD = re.compile(r"[^ \t\r\n]+")
 # directive takes the token-by-token path too.
 _ITEM = (r"([ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*)"
          r"(?:(([^ \t\r\n;{}#\"'\\]+)[^;{}#\"'\\]*(?:;|(?<!\$)\{))|(\}))")
-# Up to four steps in one match: the call, not the matching, is most of
-# the cost of a step.
-_STEP = re.compile(_ITEM + "(?:" + _ITEM + "(?:" + _ITEM + "(?:" + _ITEM + ")?)?)?")
+# Up to eight steps in one match (each optional after the first): the
+# call, not the matching, is most of the cost of a step.
+_STEP = re.compile(_ITEM + ("(?:" + _ITEM) * 7 + ")?" * 7)
 # After a closing quote nginx wants one of these, else "unexpected ...".
 _AFTER_QUOTE = frozenset(" \t\r\n;{)")
 _ESCAPE = re.compile(r"\\(.)", re.S)
@@ -191,6 +193,8 @@ def value_of(token: str) -> str:
 
 def words_of(raw: str) -> List[str]:
     """The values of a directive's words (its name first), from its raw text."""
+    if raw.isascii() and _SPLIT_SAFE.fullmatch(raw):
+        return raw[:-1].split()
     if _PLAIN_RAW.fullmatch(raw):  # no quotes, escapes or comments: split
         return _WORD.findall(raw, 0, len(raw) - 1)
     return _read_directive(raw, 0, "<directive>")[0]
