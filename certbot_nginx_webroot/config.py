@@ -228,6 +228,7 @@ class Config:
             data = self.render(path)
             write_atomic(path, data)
             self.read_digests[path] = hashlib.sha256(data).digest()
+            parser.unpin_lines(self.files[path])  # the file as read is now the tree
             written.append(path)
         self.changed.clear()
         return written

@@ -6,7 +6,7 @@ line endings; nothing outside the edited lines changes.  Every line added is
 marked with :data:`MARK` so users can see what the plugin manages.
 """
 import re
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from certbot_nginx_webroot import parser
 from certbot_nginx_webroot.parser import Node
@@ -68,6 +68,7 @@ def _gap(owner, index: int) -> str:
 
 
 def _set_gap(owner, index: int, text: str) -> None:
+    parser.pin_lines(_file_of(owner))
     children = owner.children
     if index < len(children):
         children[index].before = text
@@ -87,12 +88,19 @@ def _parse_snippet(snippet: str, indent: str, unit: str, newline: str, path: str
     return parser.parse(newline.join(lines), path)
 
 
-def _file_of(owner) -> parser.ConfigText:
+def _file_of(owner) -> Optional[parser.ConfigText]:
     return owner if isinstance(owner, parser.ConfigText) else owner.source
+
+
+def _editing(owner) -> None:
+    """Called before every change to owner's file: lines in messages stay
+    those of the file as read (see parser.pin_lines)."""
+    parser.pin_lines(_file_of(owner))
 
 
 def insert(owner, index: int, snippet: str, newline: str, path: str) -> List[Node]:
     """Insert the directives of snippet as children of owner at index."""
+    _editing(owner)
     indent = child_indent(owner, index)
     conf = _parse_snippet(snippet, indent, indent_unit(owner, indent), newline, path)
     nodes = conf.children
@@ -114,6 +122,7 @@ def insert(owner, index: int, snippet: str, newline: str, path: str) -> List[Nod
 def replace(owner, index: int, snippet: str, newline: str, path: str) -> List[Node]:
     """Replace the child at index by the directives of snippet, which take
     its place and its leading trivia."""
+    _editing(owner)
     old = owner.children[index]
     indent = indent_of(old) if "\n" in old.before else child_indent(owner, index)
     conf = _parse_snippet(snippet, indent, indent_unit(owner, indent), newline, path)
@@ -155,6 +164,7 @@ def take_trailing(owner, index: int) -> str:
 def remove(owner, index: int) -> Node:
     """Remove the child at index with the trivia before it and its trailing
     comment."""
+    _editing(owner)
     take_trailing(owner, index)
     return owner.children.pop(index)
 
@@ -162,6 +172,7 @@ def remove(owner, index: int) -> Node:
 def set_args(owner, index: int, args: Sequence[str]) -> Node:
     """Give an existing simple directive new arguments, keeping its name,
     the spacing after its name, and its place; mark its line."""
+    _editing(owner)
     node = owner.children[index]
     m = _NAME_SEP.match(node.raw)
     head = m.group(0) if m else node.raw.split(";")[0] + " "
@@ -203,6 +214,7 @@ def mark_block(owner, index: int) -> None:
 def copy_after(owner, index: int, newline: str) -> Node:
     """Insert a copy of the block at index right after it, separated by a
     blank line, and return the copy."""
+    _editing(owner)
     node = owner.children[index]
     indent = indent_of(node)
     conf = parser.parse(parser.dump_node(node), node.file)

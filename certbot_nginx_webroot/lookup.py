@@ -151,13 +151,15 @@ def server_rank(host: str, names: Sequence[str]) -> Optional[Tuple[int, int]]:
     """The best rank of names for host (see name_rank); None: no match.
     host is lower case.  Most names are plain and differ from host, and a
     config can have 100 000 blocks: those are told apart without name_rank."""
-    if host in names:
+    if host in names and host[:1] not in ("~", "*", ".") and not host.endswith(".*"):
         return (EXACT, 0)
     best = None
     for server_name in names:
         first = server_name[:1]
         if first != "~" and first != "*" and first != "." and not server_name.endswith(".*"):
-            if len(server_name) == len(host) and server_name.lower() == host:
+            # (lower() keeps the length of ASCII only)
+            if ((len(server_name) == len(host) or not server_name.isascii())
+                    and server_name.lower() == host):
                 return (EXACT, 0)
             continue
         rank = name_rank(host, server_name)

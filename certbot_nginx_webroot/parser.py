@@ -28,7 +28,7 @@ import contextlib
 import gc
 import re
 import weakref
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 # Whitespace as nginx sees it: space, tab, CR, LF (not \f or \v).
 _TRIVIA = re.compile(r"(?:[ \t\r\n]+|#[^\n]*)*")
@@ -47,10 +47,13 @@ _WORD = re.compile(r"[^ \t\r\n]+")
 # or a "}".  Groups: trivia, raw, name, close.  A comment must run to the end
 # of its line: were the rest not to match (a directive with quotes, which
 # takes the token-by-token path), backtracking into the comment would read
-# its tail as a directive.  "${" is a variable, not a block: such a
-# directive takes the token-by-token path too.
+# its tail as a directive; nor may the name be cut short (the rest of the
+# directive would then be retried from every point of a long first word).
+# "${" is a variable, not a block: such a directive takes the token-by-token
+# path too.
 _ITEM = (r"([ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*)"
-         r"(?:(([^ \t\r\n;{}#\"'\\]+)[^;{}#\"'\\]*(?:;|(?<!\$)\{))|(\}))")
+         r"(?:(([^ \t\r\n;{}#\"'\\]+)(?![^ \t\r\n;{}#\"'\\])[^;{}#\"'\\]*"
+         r"(?:;|(?<!\$)\{))|(\}))")
 # Up to eight steps in one match (each optional after the first): the
 # call, not the matching, is most of the cost of a step.
 _STEP = re.compile(_ITEM + ("(?:" + _ITEM) * 7 + ")?" * 7)
@@ -97,7 +100,7 @@ class Node:
     reference cycle and is freed as soon as it is dropped.
     """
 
-    __slots__ = ("name", "raw", "before", "_home")
+    __slots__ = ("name", "raw", "before", "_home", "_line")
     children: Optional[List["Node"]] = None  # a list in a Block
     tail = ""  # trivia before a block's "}"
     opaque: Optional[str] = None  # a LuaBlock's body
@@ -126,8 +129,13 @@ class Node:
 
     @property
     def line(self) -> int:
-        """The line the directive starts on, 0 when it is not in its file."""
-        return line_of(self)
+        """The line the directive starts on in its file as read (see
+        pin_lines); for a node an edit added, its line in the edited tree;
+        0 when it is not in its file."""
+        try:
+            return self._line
+        except AttributeError:
+            return line_of(self)
 
     @property
     def is_block(self) -> bool:
@@ -171,7 +179,8 @@ class ConfigText:
     a config does not search a million nodes for them; edits do not update it.
     """
 
-    __slots__ = ("path", "children", "tail", "newline", "includes", "ref", "__weakref__")
+    __slots__ = ("path", "children", "tail", "newline", "includes", "lines_pinned", "ref",
+                 "__weakref__")
 
     def __init__(self, path: str, children: List[Node], tail: str, newline: str):
         self.path = path
@@ -179,6 +188,7 @@ class ConfigText:
         self.tail = tail
         self.newline = newline
         self.includes: List[Node] = []
+        self.lines_pinned = False
         self.ref = weakref.ref(self)  # what its nodes hold
 
 
@@ -201,19 +211,26 @@ def words_of(raw: str) -> List[str]:
 
 
 def line_of(node: Node) -> int:
-    """The line node starts on in its file (0 when it is not in it): the
-    newlines of the text before it, counted through the tree."""
+    """The line node starts on in its file's tree as it is now (0 when it
+    is not in it): the newlines of the text before it, counted."""
     conf = node.source
     if conf is None:
         return 0
+    for child, line in _lines(conf):
+        if child is node:
+            return line
+    return 0
+
+
+def _lines(conf: "ConfigText") -> Iterator[Tuple[Node, int]]:
+    """Every node of conf with the line it starts on, in source order."""
     count = 0
     stack = [(iter(conf.children), conf.tail)]
     while stack:
         pending, after = stack[-1]
         for child in pending:
             count += child.before.count("\n")
-            if child is node:
-                return count + 1
+            yield child, count + 1
             count += child.raw.count("\n")
             if child.children is not None:
                 stack.append((iter(child.children), child.tail))
@@ -223,12 +240,37 @@ def line_of(node: Node) -> int:
         else:
             stack.pop()
             count += after.count("\n")
-    return 0
 
 
-def adopt(nodes: List[Node], conf: "ConfigText") -> None:
+def pin_lines(conf: Optional["ConfigText"]) -> None:
+    """Before the first edit of a file: fix each node's line at its line in
+    the file as read, so that messages point where the user looks (an edit
+    that is then refused or rolled back never reaches the disk).  Nodes
+    added later report their line in the edited tree."""
+    if conf is None or conf.lines_pinned:
+        return
+    conf.lines_pinned = True
+    for node, line in _lines(conf):
+        node._line = line
+
+
+def unpin_lines(conf: "ConfigText") -> None:
+    """After the edited tree is written: lines are the tree's own again."""
+    if not conf.lines_pinned:
+        return
+    conf.lines_pinned = False
+    for node in walk(conf.children):
+        try:
+            del node._line
+        except AttributeError:
+            pass  # added by an edit
+
+
+def adopt(nodes: List[Node], conf: Optional["ConfigText"]) -> None:
     """Make nodes (parsed elsewhere, e.g. a snippet) and everything under
     them belong to conf, once they are placed in its tree."""
+    if conf is None:
+        return
     for node in walk(nodes):
         node._home = conf.ref
 
@@ -275,12 +317,15 @@ def building_acyclic_data() -> Iterator[None]:
     if not gc.isenabled():
         yield
         return
+    # unfreeze() would also release what a caller froze (e.g. before a fork).
+    promote = gc.get_freeze_count() == 0
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
-        gc.unfreeze()
+        if promote:
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 

@@ -209,9 +209,10 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 if not probes.wait_until(lambda: self._all_served(achalls, targets),
                                          SELF_CHECK_TIMEOUT if reloaded else 0):
                     self._nginx_must_run()
-                    report = self._not_served_report(achalls, targets)
+                    problems = self._not_served(achalls, targets)  # while the edit is live
                     self._undo_pending_edit()
-                    raise errors.PluginError(report)
+                    # Hints name lines of the files as restored, which the user reads.
+                    raise errors.PluginError(self._not_served_report(problems, targets))
                 self._finish_pending_edit()
                 if not reloaded:
                     self._store_adopted_webroot(adopted, names)
@@ -285,8 +286,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         return all(self._served(a, addr, port)[0]
                    for a in achalls for addr, port in targets[achall_host(a)])
 
-    def _not_served_report(self, achalls: list,
-                           targets: Dict[str, List[Tuple[str, int]]]) -> str:
+    def _not_served(self, achalls: list,
+                    targets: Dict[str, List[Tuple[str, int]]]) -> List[str]:
         problems = []
         for achall in achalls:
             name = achall_host(achall)
@@ -295,6 +296,10 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 if not ok:
                     problems.append(f"http://{name}{achall.chall.path} via "
                                     f"{probes.connect_host(addr)}:{port}: {detail}")
+        return problems
+
+    def _not_served_report(self, problems: List[str],
+                           targets: Dict[str, List[Tuple[str, int]]]) -> str:
         hints = []
         config = self._load()
         for name in sorted(targets):
@@ -400,6 +405,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             return
         self._pending_edit = None
         self.recovery_routine()
+        self._config = None  # the files are as they were; the edited tree is not
         self._reload()
 
     # -- installer --------------------------------------------------------

@@ -199,19 +199,28 @@ def test_dry_run_reloads_nothing_once_the_location_exists(acme, nginx):
     assert nginx.snapshot() == before
 
 
-def test_nginx_not_serving_the_challenge_stops_before_the_ca(acme, nginx):
+IF_403 = "    if ($request_method = GET) { return 403; }\n"
+
+
+@pytest.mark.parametrize("site", [
+    proxy_site("denied.example").replace("    location /", IF_403 + "    location /"),
+    # After the location: the inserted challenge location moves it down in
+    # the edited file, but the message names its line in the file as restored.
+    proxy_site("denied.example").replace("; }\n}\n", "; }\n\n\n" + IF_403 + "}\n"),
+], ids=["if-first", "if-last"])
+def test_nginx_not_serving_the_challenge_stops_before_the_ca(acme, nginx, site):
     # A conditional server-level if that answers every GET: the plugin leaves
     # it alone, the self-check catches the 403, certbot fails without asking
     # the CA, the error names the if, and the location it inserted is gone.
-    certbot = start_site(acme, nginx, proxy_site("denied.example").replace(
-        "    location /", "    if ($request_method = GET) { return 403; }\n    location /"))
+    if_line = site.split("\n").index(IF_403.rstrip("\n")) + 1
+    certbot = start_site(acme, nginx, site)
     before = nginx.snapshot()
     proc = certbot.run("certonly", "-a", "nginx-webroot", *certbot.plugin_args(),
                        "-d", "denied.example", check=False)
     out = proc.stderr + proc.stdout
     assert proc.returncode != 0
     assert "nginx does not serve the challenge files" in out and "HTTP 403" in out
-    assert "server-level if at %s/sites/site.conf:4" % nginx.prefix in out
+    assert "server-level if at %s/sites/site.conf:%d may answer" % (nginx.prefix, if_line) in out
     assert nginx.snapshot() == before
     assert nginx.reloads() == 2  # the edit, and back to the original
     assert lab.http_get("denied.example", "/.well-known/acme-challenge/x")[0] == 403
