@@ -142,25 +142,20 @@ class Config:
             listens = []
             has_listen = False
             children = node.children
-            while True:
-                for child in children:
-                    name = child.name
-                    if name == "server_name":
-                        names += child.args
-                    elif name == "listen":
-                        has_listen = True
-                        try:
-                            listen = listen_of[child.raw]
-                        except KeyError:
-                            listen = listen_of[child.raw] = lookup.parse_listen(child.args)
-                        if listen is not None:
-                            listens.append(listen)
-                    elif name == "include" and children is node.children:
-                        break  # read the block again, includes expanded
-                else:
-                    break
-                names, listens, has_listen = [], [], False
-                children = list(self.expand(node.children))
+            if "include" in [child.name for child in children]:
+                children = list(self.expand(children))
+            for child in children:
+                name = child.name
+                if name == "server_name":
+                    names += child.args
+                elif name == "listen":
+                    has_listen = True
+                    try:
+                        listen = listen_of[child.raw]
+                    except KeyError:
+                        listen = listen_of[child.raw] = lookup.parse_listen(child.args)
+                    if listen is not None:
+                        listens.append(listen)
             # A block without listen answers *:80 (nginx run as root).
             listened = tuple(listens) if has_listen else (lookup.DEFAULT_LISTEN,)
             found.append(lookup.Server(tuple(names),

@@ -68,7 +68,7 @@ def _gap(owner, index: int) -> str:
 
 
 def _set_gap(owner, index: int, text: str) -> None:
-    parser.pin_lines(_file_of(owner))
+    _editing(owner)
     children = owner.children
     if index < len(children):
         children[index].before = text
