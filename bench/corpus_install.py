@@ -88,15 +88,22 @@ def provide_missing_files(conf: str, site: str, work: str) -> bool:
     return False
 
 
-def site_names(site: str, work: str):
-    """The plain names a site's server blocks answer (None: not testable)."""
+def stage(site: str, work: str):
+    """A copy of site in work/nginx, included by a main file of ours, with
+    the files it names made: (main file, whether nginx -t can judge it)."""
     prefix = os.path.join(work, "nginx")
     os.makedirs(prefix)
     shutil.copy(site, os.path.join(prefix, "site.conf"))
     conf = os.path.join(prefix, "nginx.conf")
     with open(conf, "w") as f:
         f.write(MAIN)
-    if not provide_missing_files(conf, os.path.join(prefix, "site.conf"), work):
+    return conf, provide_missing_files(conf, os.path.join(prefix, "site.conf"), work)
+
+
+def site_names(site: str, work: str):
+    """The plain names a site's server blocks answer (None: not testable)."""
+    conf, testable = stage(site, work)
+    if not testable:
         return None
     config = Config.load(conf)
     plain = sites.plain_names(config)
@@ -108,13 +115,9 @@ def site_names(site: str, work: str):
 
 def install(site: str, work: str, name: str):
     """(outcome, detail) for one name of one site."""
-    prefix = os.path.join(work, "nginx")
-    os.makedirs(prefix)
-    shutil.copy(site, os.path.join(prefix, "site.conf"))
-    conf = os.path.join(prefix, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(MAIN)
-    if not provide_missing_files(conf, os.path.join(prefix, "site.conf"), work):
+    conf, testable = stage(site, work)
+    prefix = os.path.dirname(conf)
+    if not testable:
         return "untestable", nginx_t(conf).stderr.strip().splitlines()[-2:]
     cert, key = self_signed(work, name)
     values = dict(
