@@ -18,6 +18,10 @@ _GLOB_CHARS = frozenset("*?[")
 _MAX_INCLUDE_DEPTH = 32
 
 
+# What the lookup reads of every server block (include: to expand it).
+_LOOKUP_DIRECTIVES = ("server_name", "listen", "ssl", "include")
+
+
 class ConfigError(ValueError):
     """The configuration cannot be read as nginx would read it."""
 
@@ -122,7 +126,7 @@ class Config:
     def server_blocks(self) -> List[Node]:
         """Every http server block, in the order nginx reads them."""
         return [node for http in self.http_blocks() for node in self.expand(http.children)
-                if node.name == "server" and node.children is not None]
+                if node.name == "server" and node.is_block]
 
     def servers(self) -> List[lookup.Server]:
         """Every http server block with its names and listens, for lookup."""
@@ -140,26 +144,29 @@ class Config:
         for node in self.server_blocks():
             names: List[str] = []
             listens = []
-            has_listen = False
-            children = node.children
-            if "include" in [child.name for child in children]:
-                children = list(self.expand(children))
-            for child in children:
-                name = child.name
+            has_listen = ssl_on = False
+            # An unparsed body (most blocks of a hosting config) is not built.
+            directives = parser.direct_directives(node, _LOOKUP_DIRECTIVES)
+            if any(name == "include" for name, _ in directives):
+                directives = [(child.name, child.raw) for child in self.expand(node.children)
+                              if child.name in _LOOKUP_DIRECTIVES]
+            for name, raw in directives:
                 if name == "server_name":
-                    names += child.args
+                    names += parser.words_of(raw)[1:]
                 elif name == "listen":
                     has_listen = True
                     try:
-                        listen = listen_of[child.raw]
+                        listen = listen_of[raw]
                     except KeyError:
-                        listen = listen_of[child.raw] = lookup.parse_listen(child.args)
+                        listen = listen_of[raw] = lookup.parse_listen(parser.words_of(raw)[1:])
                     if listen is not None:
                         listens.append(listen)
+                elif name == "ssl":
+                    ssl_on = ssl_on or parser.words_of(raw)[1:] == ["on"]
             # A block without listen answers *:80 (nginx run as root).
             listened = tuple(listens) if has_listen else (lookup.DEFAULT_LISTEN,)
-            found.append(lookup.Server(tuple(names),
-                                       shared_listens.setdefault(listened, listened), node))
+            found.append(lookup.Server(tuple(names), shared_listens.setdefault(listened, listened),
+                                       node, ssl_on))
         return found
 
     def directives(self, block: Node, name: str) -> List[Node]:
@@ -175,8 +182,8 @@ class Config:
             for node in owner.children:
                 if node is target:
                     return owner
-                if node.children is not None:
-                    stack.append(node)
+                if node.unparsed is None and node.children is not None:
+                    stack.append(node)  # (target is not in an unparsed body)
         raise KeyError(f"{target!r} is not in {target.file}")
 
     def file_of(self, node: Node) -> ConfigText:

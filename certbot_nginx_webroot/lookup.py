@@ -41,6 +41,7 @@ class Server(NamedTuple):
     names: Tuple[str, ...]
     listens: Tuple[Listen, ...]
     ref: object = None  # the config node, opaque here
+    ssl_on: bool = False  # `ssl on;` (before nginx 1.25.1): every listen is TLS
 
 
 class Match(NamedTuple):

@@ -25,6 +25,7 @@ Text is decoded as UTF-8 with ``surrogateescape`` so files that are not UTF-8
 round-trip byte for byte too.
 """
 import contextlib
+import functools
 import gc
 import re
 import weakref
@@ -43,20 +44,53 @@ _TOKEN = re.compile(r"""
 _PLAIN_RAW = re.compile(r"[^;{}#\"'\\]*[;{]")
 _SPLIT_SAFE = re.compile(r"[^;{}#\"'\\\x0b\x0c\x1c-\x1f]*[;{]")
 _WORD = re.compile(r"[^ \t\r\n]+")
-# One step of the parse: the trivia, then a directive made of plain words
-# or a "}".  Groups: trivia, raw, name, close.  A comment must run to the end
-# of its line: were the rest not to match (a directive with quotes, which
-# takes the token-by-token path), backtracking into the comment would read
-# its tail as a directive; nor may the name be cut short (the rest of the
-# directive would then be retried from every point of a long first word).
-# "${" is a variable, not a block: such a directive takes the token-by-token
-# path too.
-_ITEM = (r"([ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*)"
-         r"(?:(([^ \t\r\n;{}#\"'\\]+)(?![^ \t\r\n;{}#\"'\\])[^;{}#\"'\\]*"
-         r"(?:;|(?<!\$)\{))|(\}))")
+# One step of the parse: the trivia, then a directive made of plain words,
+# a block of them (below), or a "}".  Groups: trivia, raw, name, deferrable,
+# body, close.  A comment must run to the end of its line: were the rest not
+# to match (a directive with quotes, which takes the token-by-token path),
+# backtracking into the comment would read its tail as a directive; nor may
+# the name be cut short (the rest of the directive would then be retried
+# from every point of a long first word).  "${" is a variable, not a block:
+# such a directive takes the token-by-token path too.
+_NAME_CHAR = r"[^ \t\r\n;{}#\"'\\]"
+_TRIVIA_TEXT = r"[ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*"
+_ARGS = r"[^;{}#\"'\\]*"
+# A block body of plain directives (nested up to three deep) is read in the
+# same call and kept as one string until someone asks for its children
+# (Block.unparsed): most of a hosting config is location bodies that a
+# certbot run never reads.  One alternation per piece (whitespace, a comment
+# to the end of its line, a directive) is the cheapest form for the regex
+# engine.  A body with an include (the parse lists those), Lua or "${" is
+# read item by item instead (see _read_nodes).
+_WHITESPACE = r"[ \t\r\n]"
+_FIRST_CHAR = r"[^ \t\r\n;{}#\"'\\]"
+
+
+def _plain_body(depth: int) -> str:
+    end = ";" if depth == 0 else r"(?:;|\{" + _plain_body(depth - 1) + r"\})"
+    # Each piece matches in one way only (a run of whitespace as a whole),
+    # so a body that does not match fails in linear time.
+    return ("(?:" + _WHITESPACE + "+(?!" + _WHITESPACE + r")|#[^\n]*(?![^\n])|"
+            + _FIRST_CHAR + _ARGS + end + ")*")
+
+
+def _item(number: int) -> str:
+    """The regular expression of the number-th step of one match (its
+    groups are counted from 6 * number + 1)."""
+    deferrable = 6 * number + 4
+    # The body is read ahead for every block but http (what the lookup
+    # reads) and Lua blocks (their bodies are not nginx syntax).
+    return ("(" + _TRIVIA_TEXT + ")"
+            "(?:((" + _NAME_CHAR + "+)(?!" + _NAME_CHAR + ")"
+            r"(?:(?<!http)(?<!_by_lua_block)()|)" + _ARGS + r"(?:;|(?<!\$)\{))"
+            rf"(?({deferrable})(?:(?<=\{{)(" + _plain_body(2) + r")\})?)|(\}))")
+
+
 # Up to eight steps in one match (each optional after the first): the
 # call, not the matching, is most of the cost of a step.
-_STEP = re.compile(_ITEM + ("(?:" + _ITEM) * 7 + ")?" * 7)
+_STEPS = 8
+_STEP = re.compile(_item(0) + "".join("(?:" + _item(k) for k in range(1, _STEPS))
+                   + ")?" * (_STEPS - 1))
 # After a closing quote nginx wants one of these, else "unexpected ...".
 _AFTER_QUOTE = frozenset(" \t\r\n;{)")
 _ESCAPE = re.compile(r"\\(.)", re.S)
@@ -104,6 +138,7 @@ class Node:
     children: Optional[List["Node"]] = None  # a list in a Block
     tail = ""  # trivia before a block's "}"
     opaque: Optional[str] = None  # a LuaBlock's body
+    unparsed: Optional[str] = None  # a Block's body until its children are built
 
     def __init__(self, name: str, raw: str, before: str,
                  home: Optional["weakref.ref[ConfigText]"] = None) -> None:
@@ -139,7 +174,8 @@ class Node:
 
     @property
     def is_block(self) -> bool:
-        return self.children is not None or self.opaque is not None
+        return (self.unparsed is not None or self.children is not None
+                or self.opaque is not None)
 
     def __repr__(self) -> str:
         kind = "block" if self.is_block else "directive"
@@ -147,18 +183,64 @@ class Node:
 
 
 class Block(Node):
-    """A block directive: ``children`` and the ``tail`` before its ``}``."""
+    """A block directive: ``children`` and the ``tail`` before its ``}``.
 
-    __slots__ = ("children", "tail")
+    The parse may keep a body of plain directives as its text (``unparsed``)
+    and build the children the first time they are asked for: a hosting
+    config is mostly location bodies that a certbot run never reads.
+    """
+
+    __slots__ = ("_children", "_tail", "unparsed")
 
     def __init__(self, name: str, raw: str, before: str,
-                 home: Optional["weakref.ref[ConfigText]"] = None) -> None:
+                 home: Optional["weakref.ref[ConfigText]"] = None,
+                 unparsed: Optional[str] = None) -> None:
         self.name = name  # Node.__init__ inlined: a call costs, a million times
         self.raw = raw
         self.before = before
         self._home = home
-        self.children = []
-        self.tail = ""
+        self.unparsed = unparsed
+        if unparsed is None:
+            self._children = []
+            self._tail = ""
+
+    @property
+    def children(self) -> List[Node]:
+        if self.unparsed is not None:
+            self._build()
+        return self._children
+
+    @children.setter
+    def children(self, nodes: List[Node]) -> None:
+        if self.unparsed is not None:
+            self._build()
+        self._children = nodes
+
+    @property
+    def tail(self) -> str:
+        if self.unparsed is not None:
+            self._build()
+        return self._tail
+
+    @tail.setter
+    def tail(self, text: str) -> None:
+        if self.unparsed is not None:
+            self._build()
+        self._tail = text
+
+    def _build(self) -> None:
+        """Parse the body kept as text into children (it parsed once
+        already: it has no include, no Lua, and no syntax error)."""
+        body = self.unparsed
+        children: List[Node] = []
+        conf = self.source
+        tail = _read_nodes(body, conf.path if conf is not None else "<string>",
+                           self._home, children, [])
+        self._children, self._tail, self.unparsed = children, tail, None
+        if conf is not None and conf.lines_pinned:
+            # Built after its file's lines were pinned: pin the new nodes
+            # to their lines in the file as read too.
+            _pin(children, tail, self.line + self.raw.count("\n"))
 
 
 class LuaBlock(Node):
@@ -223,19 +305,27 @@ def line_of(node: Node) -> int:
 
 
 def _lines(conf: "ConfigText") -> Iterator[Tuple[Node, int]]:
-    """Every node of conf with the line it starts on, in source order."""
-    count = 0
-    stack = [(iter(conf.children), conf.tail)]
+    """Every node of conf with the line it starts on, in source order
+    (not those of a block whose body is still unparsed)."""
+    return _lines_of(conf.children, conf.tail, 0)
+
+
+def _lines_of(nodes: List[Node], tail: str, count: int) -> Iterator[Tuple[Node, int]]:
+    """Nodes (and the built ones under them) with their lines, when the
+    line before the first of them is count."""
+    stack = [(iter(nodes), tail)]
     while stack:
         pending, after = stack[-1]
         for child in pending:
             count += child.before.count("\n")
             yield child, count + 1
             count += child.raw.count("\n")
-            if child.children is not None:
+            if child.unparsed is not None:
+                count += child.unparsed.count("\n")
+            elif child.children is not None:
                 stack.append((iter(child.children), child.tail))
                 break
-            if child.opaque is not None:
+            elif child.opaque is not None:
                 count += child.opaque.count("\n")
         else:
             stack.pop()
@@ -250,7 +340,11 @@ def pin_lines(conf: Optional["ConfigText"]) -> None:
     if conf is None or conf.lines_pinned:
         return
     conf.lines_pinned = True
-    for node, line in _lines(conf):
+    _pin(conf.children, conf.tail, 1)
+
+
+def _pin(nodes: List[Node], tail: str, first_line: int) -> None:
+    for node, line in _lines_of(nodes, tail, first_line - 1):
         node._line = line
 
 
@@ -259,7 +353,7 @@ def unpin_lines(conf: "ConfigText") -> None:
     if not conf.lines_pinned:
         return
     conf.lines_pinned = False
-    for node in walk(conf.children):
+    for node in _built(conf.children):
         try:
             del node._line
         except AttributeError:
@@ -268,10 +362,11 @@ def unpin_lines(conf: "ConfigText") -> None:
 
 def adopt(nodes: List[Node], conf: Optional["ConfigText"]) -> None:
     """Make nodes (parsed elsewhere, e.g. a snippet) and everything under
-    them belong to conf, once they are placed in its tree."""
+    them belong to conf, once they are placed in its tree.  (A body still
+    unparsed gives its nodes its block's file when it is built.)"""
     if conf is None:
         return
-    for node in walk(nodes):
+    for node in _built(nodes):
         node._home = conf.ref
 
 
@@ -330,19 +425,25 @@ def building_acyclic_data() -> Iterator[None]:
 
 
 def _parse(text: str, path: str) -> ConfigText:
-    n = len(text)
     conf = ConfigText(path, [], "", "\r\n" if "\r\n" in text else "\n")
-    siblings = conf.children
+    conf.tail = _read_nodes(text, path, conf.ref, conf.children, conf.includes)
+    return conf
+
+
+def _read_nodes(text: str, path: str, home: Optional["weakref.ref[ConfigText]"],
+                siblings: List[Node], includes: List[Node]) -> str:
+    """Parse text as the body of a file: append its nodes to siblings, and
+    its include directives to includes; return the trivia after the last."""
+    n = len(text)
     stack: List[tuple] = []  # (parent's sibling list, open block node)
-    # One string object for each distinct directive text, name and run of
-    # whitespace between directives: configs of many sites are made from
-    # templates, so most lines repeat ("listen 443 ssl;", "location / {").
+    # One string object for each distinct directive text, name, run of
+    # whitespace between directives and unparsed body: configs of many sites
+    # are made from templates, so most lines repeat ("listen 443 ssl;",
+    # "location / {").
     shared: dict = {}
     share = shared.setdefault
     named: dict = {}  # raw text -> (the one copy of it, its name)
-    home = conf.ref
     include = share("include", "include")  # names are compared by identity below
-    includes = conf.includes
     step = _STEP.match
     trivia = _TRIVIA.match
     pos = 0
@@ -359,10 +460,11 @@ def _parse(text: str, path: str) -> ConfigText:
             if c == ";" or c == "{":
                 raise ParseError(f'unexpected "{c}"', path, _line_at(text, start))
             words, end_at = _read_directive(text, start, path)
-            items = (text[pos:start], text[start:end_at + 1], words[0], None)
+            items = (text[pos:start], text[start:end_at + 1], words[0], None, None, None)
             pos = end_at + 1
         fields = iter(items)
-        for i, (before, raw, name, close) in enumerate(zip(fields, fields, fields, fields)):
+        for i, (before, raw, name, _, body, close) in enumerate(
+                zip(fields, fields, fields, fields, fields, fields)):
             if before is None:  # the step matched fewer items
                 break
             if "#" not in before:
@@ -370,9 +472,9 @@ def _parse(text: str, path: str) -> ConfigText:
             if close is not None:
                 if not stack:
                     raise ParseError('unexpected "}"', path,
-                                     _line_at(text, m.start(4 * i + 4) if m else pos))
+                                     _line_at(text, m.start(6 * i + 6) if m else pos))
                 block = stack[-1][1]
-                block.tail = before
+                block._tail = before
                 siblings = stack.pop()[0]
                 continue
             known = named.get(raw)
@@ -383,22 +485,27 @@ def _parse(text: str, path: str) -> ConfigText:
                 siblings.append(Node(name, raw, before, home))
                 if name is include:
                     includes.append(siblings[-1])
+            elif (body is not None and "include" not in body and "${" not in body
+                  and "_by_lua_block" not in body):
+                siblings.append(Block(name, raw, before, home, share(body, body)))
             elif name.endswith("_by_lua_block"):
                 # Its body is Lua: what the step read after it is not nginx's.
-                body = m.end(4 * i + 2) if m else pos
-                close_at = _lua_body_end(text, body, path)
-                siblings.append(LuaBlock(name, raw, before, home, text[body:close_at]))
+                body_at = m.end(6 * i + 2) if m else pos
+                close_at = _lua_body_end(text, body_at, path)
+                siblings.append(LuaBlock(name, raw, before, home, text[body_at:close_at]))
                 pos = close_at + 1
                 break
             else:
                 block = Block(name, raw, before, home)
                 siblings.append(block)
                 stack.append((siblings, block))
-                siblings = block.children
+                siblings = block._children
+                if body is not None:  # read ahead, but not to be deferred
+                    pos = m.end(6 * i + 2)
+                    break
     if stack:
         raise ParseError('unexpected end of file, expecting "}"', path, _line_at(text, n))
-    conf.tail = text[pos:]
-    return conf
+    return text[pos:]
 
 
 def _read_directive(text: str, pos: int, path: str):
@@ -434,6 +541,37 @@ def _read_directive(text: str, pos: int, path: str):
             raise ParseError('unexpected "}"', path, _line_at(text, pos))
 
 
+# In an unparsed body (plain: no quotes or escapes), a "#" starts a comment.
+_COMMENT = re.compile(r"#[^\n]*")
+_INNERMOST_BLOCK = re.compile(r"\{[^{}]*\}")
+
+
+@functools.lru_cache(maxsize=None)
+def _directive_named(names: Tuple[str, ...]) -> "re.Pattern[str]":
+    # The first character is a literal: the regex engine skips to each ";".
+    return re.compile(";[ \t\r\n]*((" + "|".join(map(re.escape, names))
+                      + ")(?=[ \t\r\n;])[^;]*)(?=;)")
+
+
+def direct_directives(block: Node, names: Tuple[str, ...]) -> List[Tuple[str, str]]:
+    """(name, raw) of the simple directives called one of names directly in
+    block (not in blocks nested in it), in order.
+
+    An unparsed body is not built for this: the lookup reads server_name and
+    listen of every server block, and a hosting config has 100 000 of them.
+    Such a body is plain directives.  With its comments removed and its
+    nested blocks replaced by ";", a directive starts after a ";" (or at the
+    start) and ends at the next one."""
+    body = block.unparsed
+    if body is None:
+        return [(child.name, child.raw) for child in block.children if child.name in names]
+    if "#" in body:
+        body = _COMMENT.sub("", body)
+    while "{" in body:  # innermost first: as deep as the body nests
+        body = _INNERMOST_BLOCK.sub(";", body)
+    return [(name, raw + ";") for raw, name in _directive_named(names).findall(";" + body)]
+
+
 def dump_nodes(nodes: List[Node], tail: str, out: List[str]) -> None:
     """Append the source text of nodes (and the trailing trivia) to out.
     Iterative, so any nesting depth nginx accepts dumps."""
@@ -445,7 +583,10 @@ def dump_nodes(nodes: List[Node], tail: str, out: List[str]) -> None:
         for node in pending:
             append(node.before)
             append(node.raw)
-            if node.children is not None:
+            if node.unparsed is not None:
+                append(node.unparsed)
+                append("}")
+            elif node.children is not None:
                 stack.append((iter(node.children), node.tail, True))
                 break
             if node.opaque is not None:
@@ -467,7 +608,9 @@ def dump(conf: ConfigText) -> str:
 def dump_node(node: Node) -> str:
     """The source text of one node, without the trivia before it."""
     out = [node.raw]
-    if node.children is not None:
+    if node.unparsed is not None:
+        out.extend((node.unparsed, "}"))
+    elif node.children is not None:
         dump_nodes(node.children, node.tail, out)
         out.append("}")
     elif node.opaque is not None:
@@ -491,11 +634,20 @@ def parse_file(path: str) -> ConfigText:
 def walk(nodes: List[Node]) -> Iterator[Node]:
     """Every node under nodes, depth first, in source order (no includes).
     Iterative, so any nesting depth nginx accepts walks."""
+    return _walk(nodes, True)
+
+
+def _built(nodes: List[Node]) -> Iterator[Node]:
+    """walk(), without building the children of unparsed bodies."""
+    return _walk(nodes, False)
+
+
+def _walk(nodes: List[Node], build: bool) -> Iterator[Node]:
     stack = [iter(nodes)]
     while stack:
         for node in stack[-1]:
             yield node
-            if node.children is not None:
+            if (build or node.unparsed is None) and node.children is not None:
                 stack.append(iter(node.children))
                 break
         else:

@@ -473,8 +473,7 @@ def tls_blocks(config: Config, name: str, https_port: int) -> List[Tuple[Node, i
     found: List[Tuple[Node, int]] = []
     ports = {https_port}
     for server in config.servers():
-        ssl_on = any(n.args == ["on"] for n in config.directives(server.ref, "ssl"))
-        ports.update(listen.port for listen in server.listens if listen.ssl or ssl_on)
+        ports.update(listen.port for listen in server.listens if listen.ssl or server.ssl_on)
     for port in sorted(ports):
         for match in answering(config, name, port, use_default=False):
             ssl_on = any(n.args == ["on"] for n in config.directives(match.server.ref, "ssl"))

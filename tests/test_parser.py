@@ -129,7 +129,7 @@ def _token_by_token(text, path):
     tokenizer that follows nginx's rule for rule (a "}" needs no reading)."""
     fast = parser._STEP
     # Only the trivia and "}" of a step: no directive is ever read by it.
-    parser._STEP = parser.re.compile(parser._ITEM.replace("(?:((", "(?:(?!)((", 1))
+    parser._STEP = parser.re.compile(parser._item(0).replace("(?:((", "(?:(?!)((", 1))
     try:
         return parser.parse(text, path)
     finally:
@@ -193,10 +193,14 @@ def test_a_comment_ending_in_a_directive_stays_a_comment():
 
 
 def test_repeated_lines_share_one_string():
-    conf = parser.parse("server {\n    listen 80;\n}\nserver {\n    listen 80;\n}\n")
-    first, second = (s.children[0] for s in conf.children)
+    conf = parser.parse("http {\n    listen 80;\n    listen 80;\n}\nhttp {\n    listen 80;\n}\n")
+    first, second = conf.children[0].children
     assert first.raw is second.raw and first.before is second.before
     assert conf.children[0].raw is conf.children[1].raw
+    assert first.raw is conf.children[1].children[0].raw
+    # Bodies kept unparsed are shared too.
+    conf = parser.parse("server {\n    listen 80;\n}\nserver {\n    listen 80;\n}\n")
+    assert conf.children[0].unparsed is conf.children[1].unparsed is not None
 
 
 def test_a_dropped_tree_is_freed_without_the_cycle_collector():
