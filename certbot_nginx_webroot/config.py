@@ -18,8 +18,8 @@ _GLOB_CHARS = frozenset("*?[")
 _MAX_INCLUDE_DEPTH = 32
 
 
-# What the lookup reads of every server block (include: to expand it).
-_LOOKUP_DIRECTIVES = ("server_name", "listen", "ssl", "include")
+# What the lookup reads of every server block.
+_LOOKUP_DIRECTIVES = ("server_name", "listen", "ssl")
 
 
 class ConfigError(ValueError):
@@ -145,24 +145,25 @@ class Config:
             names: List[str] = []
             listens = []
             has_listen = ssl_on = False
-            # An unparsed body (most blocks of a hosting config) is not built.
-            directives = parser.direct_directives(node, _LOOKUP_DIRECTIVES)
-            if any(name == "include" for name, _ in directives):
-                directives = [(child.name, child.raw) for child in self.expand(node.children)
+            if node.unparsed is not None:  # most blocks of a hosting config: not built
+                directives = parser.direct_directives(node, _LOOKUP_DIRECTIVES)
+            else:
+                directives = [(child.name, child.raw, child.args)
+                              for child in self.expand(node.children)
                               if child.name in _LOOKUP_DIRECTIVES]
-            for name, raw in directives:
+            for name, raw, args in directives:
                 if name == "server_name":
-                    names += parser.words_of(raw)[1:]
+                    names += args
                 elif name == "listen":
                     has_listen = True
                     try:
                         listen = listen_of[raw]
                     except KeyError:
-                        listen = listen_of[raw] = lookup.parse_listen(parser.words_of(raw)[1:])
+                        listen = listen_of[raw] = lookup.parse_listen(args)
                     if listen is not None:
                         listens.append(listen)
                 elif name == "ssl":
-                    ssl_on = ssl_on or parser.words_of(raw)[1:] == ["on"]
+                    ssl_on = ssl_on or args == ["on"]
             # A block without listen answers *:80 (nginx run as root).
             listened = tuple(listens) if has_listen else (lookup.DEFAULT_LISTEN,)
             found.append(lookup.Server(tuple(names), shared_listens.setdefault(listened, listened),

@@ -184,24 +184,35 @@ def answering(servers: Sequence[Server], host: str, port: int,
     if ip is not None:
         host = request_host(host)
     # One pass over the blocks (there can be 100 000): each block's rank is
-    # computed once, and each address keeps only what decides it.
+    # computed once, and each address keeps only what decides it.  Blocks
+    # often share one tuple of listens: what it means for port is worked
+    # out once per tuple.
+    # Without use_default, an address none of whose blocks has the name
+    # decides nothing: its group is made only when one does.
     groups: Dict[Tuple[str, int], _Group] = {}
+    on_port: Dict[int, List[Tuple[Tuple[str, int], Listen]]] = {}
+    addrs: Dict[str, None] = {}  # for an IP: every address listened on, in order
+    lazy = not use_default and ip is None
     for server in servers:
-        rank: Optional[Tuple[int, int]] = None
-        ranked = False
-        seen = set()  # a block listed twice on one address counts once
-        for listen in server.listens:
-            if listen.port != port or listen.addr in seen:
-                continue
-            seen.add(listen.addr)
-            if not ranked:
-                rank, ranked = server_rank(host, server.names), True
-            group = groups.get((listen.addr, port))
+        listens = server.listens
+        relevant = on_port.get(id(listens))
+        if relevant is None:
+            relevant = on_port[id(listens)] = _on_port(listens, port)
+            if ip is not None:
+                addrs.update((key[0], None) for key, _ in relevant)
+        if not relevant:
+            continue
+        rank = server_rank(host, server.names)
+        if rank is None and lazy:
+            continue
+        for key, listen in relevant:
+            group = groups.get(key)
             if group is None:
-                group = groups[(listen.addr, port)] = _Group(server, listen)
-            group.add(server, listen, rank)
+                group = groups[key] = _Group(server, listen)
+            if rank is not None or listen.default:
+                group.add(server, listen, rank)
     if ip is not None:  # the CA connects to that address: one list counts
-        landing = landing_addr(ip, [addr for addr, _ in groups])
+        landing = landing_addr(ip, list(addrs))
         groups = {key: group for key, group in groups.items() if key[0] == landing}
     found: List[Match] = []
     for group in groups.values():
@@ -211,6 +222,16 @@ def answering(servers: Sequence[Server], host: str, port: int,
     order = {id(s): i for i, s in enumerate(servers)}
     found.sort(key=lambda m: order[id(m.server)])
     return found
+
+
+def _on_port(listens: Sequence[Listen], port: int) -> List[Tuple[Tuple[str, int], Listen]]:
+    """(address key, listen) of the listens on port, one per address (a
+    block listed twice on one address counts once)."""
+    found: Dict[Tuple[str, int], Listen] = {}
+    for listen in listens:
+        if listen.port == port:
+            found.setdefault((listen.addr, port), listen)
+    return list(found.items())
 
 
 class _Group:

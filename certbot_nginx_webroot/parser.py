@@ -553,9 +553,10 @@ def _directive_named(names: Tuple[str, ...]) -> "re.Pattern[str]":
                       + ")(?=[ \t\r\n;])[^;]*)(?=;)")
 
 
-def direct_directives(block: Node, names: Tuple[str, ...]) -> List[Tuple[str, str]]:
-    """(name, raw) of the simple directives called one of names directly in
-    block (not in blocks nested in it), in order.
+def direct_directives(block: Node,
+                      names: Tuple[str, ...]) -> List[Tuple[str, str, List[str]]]:
+    """(name, raw, args) of the simple directives called one of names
+    directly in block (not in blocks nested in it), in order.
 
     An unparsed body is not built for this: the lookup reads server_name and
     listen of every server block, and a hosting config has 100 000 of them.
@@ -564,12 +565,17 @@ def direct_directives(block: Node, names: Tuple[str, ...]) -> List[Tuple[str, st
     start) and ends at the next one."""
     body = block.unparsed
     if body is None:
-        return [(child.name, child.raw) for child in block.children if child.name in names]
+        return [(child.name, child.raw, child.args) for child in block.children
+                if child.name in names]
     if "#" in body:
         body = _COMMENT.sub("", body)
     while "{" in body:  # innermost first: as deep as the body nests
         body = _INNERMOST_BLOCK.sub(";", body)
-    return [(name, raw + ";") for raw, name in _directive_named(names).findall(";" + body)]
+    # Plain words: for printable ASCII (no tab or newline either), str.split()
+    # splits them as nginx does.
+    return [(name, raw + ";", raw.split()[1:] if raw.isascii() and raw.isprintable()
+             else words_of(raw + ";")[1:])
+            for raw, name in _directive_named(names).findall(";" + body)]
 
 
 def dump_nodes(nodes: List[Node], tail: str, out: List[str]) -> None:

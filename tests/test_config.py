@@ -93,3 +93,24 @@ def test_saving_twice_needs_no_reread(tmp_path):
     config.mark_changed(main)
     config.save()
     assert (tmp_path / "nginx.conf").read_text() == "http {\n}\n# one\n# two\n"
+
+
+def test_the_lookup_does_not_build_server_blocks(tmp_path):
+    """A hosting config has 100 000 server blocks; a certbot run reads the
+    names and listens of all and the insides of one or two."""
+    main = tmp_path / "nginx.conf"
+    main.write_text("http {\n    server {\n        listen 80; # listen 1;\n"
+                    "        server_name a.example;\n        location / { types { listen 2; } }\n"
+                    "    }\n    server {\n        listen 443 ssl;\n        listen 8443;\n"
+                    "        server_name b.example c.example;\n        ssl on;\n    }\n"
+                    "    server {\n        include " + str(tmp_path / "names.conf") + ";\n"
+                    "    }\n}\n")
+    (tmp_path / "names.conf").write_text("server_name d.example;\nlisten 81;\n")
+    config = Config.load(str(main))
+    servers = config.servers()
+    assert [(s.names, [(l.port, l.ssl) for l in s.listens], s.ssl_on) for s in servers] == [
+        (("a.example",), [(80, False)], False),
+        (("b.example", "c.example"), [(443, True), (8443, False)], True),
+        (("d.example",), [(81, False)], False)]
+    assert [s.ref.unparsed is not None for s in servers] == [True, True, False]
+    assert parser.dump(config.files[str(main)]) == main.read_text()

@@ -277,3 +277,98 @@ def test_the_parse_lists_its_include_directives_in_order():
     conf = parser.parse('include a;\nhttp {\n    server { "include" b; }\n    include c*.conf;\n}\n'
                         "events { x 'include'; }\n")
     assert [n.args for n in conf.includes] == [["a"], ["b"], ["c*.conf"]]
+
+
+# --- bodies kept unparsed until asked for (issue 13: 100 000 server blocks) ---
+
+@pytest.mark.parametrize("text", [
+    # Deferred: plain directives, nested three deep, comments, blank lines.
+    "server {\n    # c { ;\n    listen 80;\n\n    location / {\n        if ($x) {\n"
+    "            limit_except GET { deny all; }\n        }\n    }\n}\n",
+    # Read item by item instead: include, Lua, "${", quotes, four deep.
+    "location / {\n    include fastcgi_params;\n}\n",
+    "location / {\n    content_by_lua_block { ngx.say(1) }\n}\n",
+    "location / {\n    set $a ${b}c;\n}\n",
+    'location / {\n    return 200 "x";\n}\n',
+    "a { b { c { d { e { f; } } } } }\n",
+    # A run of whitespace before what does not match: still one way to read it.
+    "events {\n" + " " * 5000 + "\n" * 5000 + "x 'y';\n}\n",
+])
+def test_an_unparsed_body_builds_the_tree_the_tokenizer_builds(text):
+    fast = parser.parse(text)
+    assert parser.dump(fast) == text  # before anything is built
+    assert _full_shape(fast.children) == _full_shape(_token_by_token(text, "<string>").children)
+    assert parser.dump(fast) == text  # and after
+
+
+def test_what_is_kept_unparsed():
+    conf = parser.parse("http {\n    server {\n        listen 80;\n        location / { a b; }\n"
+                        "    }\n    server {\n        include x;\n        location / { a b; }\n"
+                        "    }\n}\nstream { server { listen 53; } }\n"
+                        "events { x ${y}; }\n")
+    http, stream, events = conf.children
+    plain, with_include = http.children
+    assert http.unparsed is None  # what the lookup reads
+    assert plain.unparsed == "\n        listen 80;\n        location / { a b; }\n    "
+    assert with_include.unparsed is None  # the parse lists include directives
+    assert with_include.children[1].unparsed == " a b; "  # its location is plain
+    assert stream.unparsed is not None and events.unparsed is None
+    assert all(block.is_block for block in (plain, stream))
+    assert [n.args for n in conf.includes] == [["x"]]
+    # Asking for the children builds them once; the body is then dropped.
+    listen = plain.children[0]
+    assert plain.unparsed is None and plain.children[0] is listen
+    assert (listen.name, listen.args, listen.file, listen.line) == ("listen", ["80"], "<string>", 3)
+
+
+def test_a_body_built_after_an_edit_has_the_lines_of_the_file_as_read(tmp_path):
+    from certbot_nginx_webroot import config as nginx_config, edit
+    path = tmp_path / "nginx.conf"
+    path.write_text("http {\n    server {\n        listen 80;\n    }\n    server {\n"
+                    "        listen 81;\n        location / {\n            a b;\n"
+                    "        }\n    }\n}\n")
+    config = nginx_config.Config.load(str(path))
+    first, second = config.files[str(path)].children[0].children
+    assert second.unparsed is not None
+    edit.insert(first, 0, "server_name a;\nroot /srv;", "\n", str(path))
+    # Built after the edit: lines as read, not as edited (two lines down).
+    location = second.children[1]
+    assert (second.children[0].line, location.line, location.children[0].line) == (6, 7, 8)
+
+
+@pytest.mark.parametrize("body", [
+    "listen 80;",
+    "\n  # listen 1; {\n  listen 80; listen\t[::]:80 ssl;\n"
+    "  location / { types { listen 9; } if (x) { return 1; } }\n"
+    "  ssl_x on;\n  xlisten 2;\n  proxy_set_header listen 3;\n"
+    "  server_name a b;server_name\nc\n;\n  ssl on;\n  listen 81\n default_server;\n",
+    "location / { server_name no; } server_name yes;",
+    "server_name \xe9.example;",
+])
+def test_direct_directives_of_an_unparsed_body_are_those_of_the_built_one(body):
+    names = ("server_name", "listen", "ssl")
+    block = parser.parse("server {" + body + "}").children[0]
+    assert block.unparsed is not None
+    found = parser.direct_directives(block, names)
+    assert block.unparsed is not None  # not built for this
+    block.children
+    assert found == parser.direct_directives(block, names) == [
+        (n.name, n.raw, n.args) for n in block.children if n.name in names]
+
+
+def test_direct_directives_of_every_corpus_server_block():
+    names = ("server_name", "listen", "ssl")
+    compared = 0
+    for path, text in _corpus_texts():
+        try:
+            conf = parser.parse(text, path)
+        except parser.ParseError:
+            continue
+        blocks = [n for n in parser._built(conf.children) if n.unparsed is not None]
+        for block in blocks:
+            found = parser.direct_directives(block, names)
+            assert found == [(n.name, n.raw, n.args) for n in block.children
+                             if n.name in names], (path, block.line)
+            compared += 1
+    from conftest import CORPUS
+    assert compared > (300 if os.path.isdir(CORPUS) else 0), compared
