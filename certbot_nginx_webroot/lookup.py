@@ -188,18 +188,20 @@ def answering(servers: Sequence[Server], host: str, port: int,
     # often share one tuple of listens: what it means for port is worked
     # out once per tuple.
     # Without use_default, an address none of whose blocks has the name
-    # decides nothing: its group is made only when one does.
+    # decides nothing: its group is made only when one does.  The groups are
+    # still looked at in the order their addresses first appear (a block
+    # that answers on two addresses is reported with the first).
     groups: Dict[Tuple[str, int], _Group] = {}
     on_port: Dict[int, List[Tuple[Tuple[str, int], Listen]]] = {}
-    addrs: Dict[str, None] = {}  # for an IP: every address listened on, in order
+    first_seen: Dict[Tuple[str, int], int] = {}
     lazy = not use_default and ip is None
     for server in servers:
         listens = server.listens
         relevant = on_port.get(id(listens))
         if relevant is None:
             relevant = on_port[id(listens)] = _on_port(listens, port)
-            if ip is not None:
-                addrs.update((key[0], None) for key, _ in relevant)
+            for key, _ in relevant:
+                first_seen.setdefault(key, len(first_seen))
         if not relevant:
             continue
         rank = server_rank(host, server.names)
@@ -212,11 +214,11 @@ def answering(servers: Sequence[Server], host: str, port: int,
             if rank is not None or listen.default:
                 group.add(server, listen, rank)
     if ip is not None:  # the CA connects to that address: one list counts
-        landing = landing_addr(ip, list(addrs))
+        landing = landing_addr(ip, [addr for addr, _ in first_seen])
         groups = {key: group for key, group in groups.items() if key[0] == landing}
     found: List[Match] = []
-    for group in groups.values():
-        match = group.match(host, port, use_default)
+    for key in sorted(groups, key=first_seen.__getitem__):
+        match = groups[key].match(host, port, use_default)
         if match is not None and not any(m.server is match.server for m in found):
             found.append(match)
     order = {id(s): i for i, s in enumerate(servers)}

@@ -14,11 +14,17 @@ line, using nginx's own wording.  Every byte of the input is kept in the tree:
 ``*_by_lua_block`` directives are Lua, not nginx syntax; they are kept as one
 opaque string.
 
-Hosting configs reach 100 000 server blocks (a million directives), so a
-node is small: it keeps its text and name only (values and line numbers are
-derived when asked), and a line repeated from a template is stored once.
-Most directives are plain words; one regular expression reads up to four of
-them per call, and the tokenizer takes over wherever that one does not match
+Hosting configs reach 100 000 server blocks (a million directives), and a
+certbot run reads the insides of one or two of them.  So the parse checks
+the syntax of everything but builds nodes only where they are asked for:
+the body of a block made of plain directives (every server and location
+block of a panel's template) is kept as its text (``Block.unparsed``) until
+someone asks for its children; :func:`direct_directives` reads server_name
+and listen out of such a text without building it.  A node is small: it
+keeps its text and name only (values and line numbers are derived when
+asked), and a line or body repeated from a template is stored once.  One
+regular expression reads up to eight plain directives or plain bodies per
+call, and the tokenizer takes over wherever that one does not match
 (quotes, escapes, comments inside a directive, ``${``, Lua).
 
 Text is decoded as UTF-8 with ``surrogateescape`` so files that are not UTF-8
@@ -237,10 +243,13 @@ class Block(Node):
         tail = _read_nodes(body, conf.path if conf is not None else "<string>",
                            self._home, children, [])
         self._children, self._tail, self.unparsed = children, tail, None
-        if conf is not None and conf.lines_pinned:
-            # Built after its file's lines were pinned: pin the new nodes
-            # to their lines in the file as read too.
-            _pin(children, tail, self.line + self.raw.count("\n"))
+        try:
+            first_line = self._line
+        except AttributeError:
+            return  # lines counted in the tree as it is (see line)
+        # Built after its file's lines were pinned: pin the new nodes to
+        # their lines in the file as read too.
+        _pin(children, tail, first_line + self.raw.count("\n"))
 
 
 class LuaBlock(Node):

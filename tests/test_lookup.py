@@ -143,3 +143,13 @@ def test_an_ip_address_nginx_does_not_listen_for():
     ("::1", "[::1]"), ("Example.COM", "example.com")])
 def test_request_host(identifier, host):
     assert request_host(identifier) == host
+
+
+@pytest.mark.parametrize("use_default", [True, False])
+def test_a_block_on_two_addresses_is_reported_with_the_first_address_of_the_config(use_default):
+    # *:8443 appears first (in another block), so nginx's list for it is
+    # looked at first, whichever order the matching block lists its listens.
+    servers = [_server(["other"], "8443"), _server(["a"], "1.2.3.4:8443", "8443 ssl")]
+    found = answering(servers, "a", 8443, use_default=use_default)
+    assert [(servers.index(m.server), m.listen) for m in found] == [
+        (1, Listen("*", 8443, ssl=True))]

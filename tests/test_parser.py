@@ -372,3 +372,13 @@ def test_direct_directives_of_every_corpus_server_block():
             compared += 1
     from conftest import CORPUS
     assert compared > (300 if os.path.isdir(CORPUS) else 0), compared
+
+
+def test_a_block_an_edit_added_counts_its_childrens_lines_in_the_edited_tree():
+    from certbot_nginx_webroot import edit
+    conf = parser.parse("http {\nserver {\n    listen 80;\n    root /x;\n}\n}\n", "f")
+    copy = edit.copy_after(conf.children[0], 0, "\n")
+    assert [n.line for n in copy.children] == [8, 9]
+    edit.insert(copy, 0, "a 1;\nb 2;", "\n", "f")
+    assert [(n.name, n.line) for n in copy.children] == [
+        ("a", 8), ("b", 9), ("listen", 10), ("root", 11)]
