@@ -578,8 +578,15 @@ def direct_directives(block: Node,
                 if child.name in names]
     if "#" in body:
         body = _COMMENT.sub("", body)
-    while "{" in body:  # innermost first: as deep as the body nests
-        body = _INNERMOST_BLOCK.sub(";", body)
+    nested = body.find("{")
+    if nested >= 0:
+        for name in names:
+            if body.find(name, nested) >= 0:
+                while "{" in body:  # innermost first: as deep as the body nests
+                    body = _INNERMOST_BLOCK.sub(";", body)
+                break
+        else:  # none after the first block (as templates write them): cut there
+            body = body[:nested]
     # Plain words: for printable ASCII (no tab or newline either), str.split()
     # splits them as nginx does.
     return [(name, raw + ";", raw.split()[1:] if raw.isascii() and raw.isprintable()
