@@ -61,15 +61,14 @@ _WORD = re.compile(r"[^ \t\r\n]+")
 _NAME_CHAR = r"[^ \t\r\n;{}#\"'\\]"
 _TRIVIA_TEXT = r"[ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*"
 _ARGS = r"[^;{}#\"'\\]*"
-# A block body of plain directives (nested up to three deep) is read in the
-# same call and kept as one string until someone asks for its children
-# (Block.unparsed): most of a hosting config is location bodies that a
-# certbot run never reads.  One alternation per piece (whitespace, a comment
+# A block body of plain directives (with blocks nested in it up to two deep)
+# is read in the same call and kept as one string until someone asks for its
+# children (Block.unparsed): most of a hosting config is server and location
+# bodies that a certbot run never reads.  One alternation per piece (whitespace, a comment
 # to the end of its line, a directive) is the cheapest form for the regex
 # engine.  A body with an include (the parse lists those), Lua or "${" is
 # read item by item instead (see _read_nodes).
 _WHITESPACE = r"[ \t\r\n]"
-_FIRST_CHAR = r"[^ \t\r\n;{}#\"'\\]"
 
 
 def _plain_body(depth: int) -> str:
@@ -77,7 +76,7 @@ def _plain_body(depth: int) -> str:
     # Each piece matches in one way only (a run of whitespace as a whole),
     # so a body that does not match fails in linear time.
     return ("(?:" + _WHITESPACE + "+(?!" + _WHITESPACE + r")|#[^\n]*(?![^\n])|"
-            + _FIRST_CHAR + _ARGS + end + ")*")
+            + _NAME_CHAR + _ARGS + end + ")*")
 
 
 def _item(number: int) -> str:
@@ -193,7 +192,8 @@ class Block(Node):
 
     The parse may keep a body of plain directives as its text (``unparsed``)
     and build the children the first time they are asked for: a hosting
-    config is mostly location bodies that a certbot run never reads.
+    config is mostly server and location bodies that a certbot run never
+    reads.
     """
 
     __slots__ = ("_children", "_tail", "unparsed")
