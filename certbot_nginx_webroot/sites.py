@@ -476,8 +476,7 @@ def tls_blocks(config: Config, name: str, https_port: int) -> List[Tuple[Node, i
         ports.update(listen.port for listen in server.listens if listen.ssl or server.ssl_on)
     for port in sorted(ports):
         for match in answering(config, name, port, use_default=False):
-            ssl_on = any(n.args == ["on"] for n in config.directives(match.server.ref, "ssl"))
-            if (port == https_port or match.listen.ssl or ssl_on) and \
+            if (port == https_port or match.listen.ssl or match.server.ssl_on) and \
                     all(match.server.ref is not block for block, _ in found):
                 found.append((match.server.ref, port))
     return found
@@ -496,8 +495,7 @@ def certificate_listens(config: Config, name: str, fullchain: str) -> List[Tuple
         if not any(node.args[:1] == [fullchain] for node in certificates):
             continue
         # `ssl on;` (before nginx 1.25) makes every listen of the block TLS.
-        ssl_on = any(node.args == ["on"] for node in config.directives(server.ref, "ssl"))
-        tls = [listen for listen in server.listens if listen.ssl or ssl_on]
+        tls = [listen for listen in server.listens if listen.ssl or server.ssl_on]
         for listen in tls:
             if (listen.addr, listen.port) not in found:
                 found.append((listen.addr, listen.port))
