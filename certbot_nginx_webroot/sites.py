@@ -48,14 +48,23 @@ def challenge_location(root: str, opening: Sequence[str] = ()) -> str:
     """The location block nginx serves challenge files through: only the
     files in it, all as text/plain (the empty types map; default_type alone
     would still serve x.html as text/html), and nothing a symlink in the
-    directory points to (nginx checks each part below the root).  opening
-    are the directives that let the CA past the server's access checks."""
+    directory points to (nginx checks each part below the root).  Only GET
+    (and with it HEAD) is answered: limit_except refuses every other method
+    before the content phase, so a WebDAV site's inherited dav_methods
+    cannot PUT, DELETE, MKCOL, COPY or MOVE a challenge file.  limit_except
+    is core nginx (dav_methods off would fail nginx -t where the dav module
+    is not built in), and its own ``deny all`` rule list is not the one
+    opening replaces.  opening are the directives that let the CA past the
+    server's access checks."""
     lines = [f"location ^~ {CHALLENGE_PREFIX} {{  {edit.MARK}",
              f"    root {parser.quote(root)};  {edit.MARK}",
              f"    types {{ }}  {edit.MARK}",
              f"    default_type text/plain;  {edit.MARK}",
              f"    disable_symlinks on from=$document_root;  {edit.MARK}",
-             f"    try_files $uri =404;  {edit.MARK}"]
+             f"    try_files $uri =404;  {edit.MARK}",
+             f"    limit_except GET {{  {edit.MARK}",
+             f"        deny all;  {edit.MARK}",
+             f"    }}  {edit.MARK}"]
     lines += [f"    {directive}  {edit.MARK}" for directive in opening]
     return "\n".join(lines + [f"}}  {edit.MARK}"])
 
@@ -186,38 +195,112 @@ def is_guard(node: Node) -> bool:
     return node.name == "if" and "acme-challenge" in " ".join(node.args)
 
 
+# An ACME token is base64url without padding (RFC 8555, 8.3): the CA asks
+# for nothing else below the prefix, so nothing else needs to get past.
+TOKEN_CHARACTERS = "-_A-Za-z0-9"
+_SAMPLE_TOKENS = ("a", "Z", "0", "-", "_", "-_-", "0123456789", "abcdefghijklmnopqrstuvwxyz",
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "A" * 86, "Tok-en_9")
+
+
+def challenge_uri_pattern() -> str:
+    """A regex for the challenge URIs a CA asks for: the prefix, then one
+    token (no dot, no slash: nothing a regex location for file types or a
+    deeper location could take)."""
+    return "^" + CHALLENGE_PREFIX.replace(".", "\\.") + f"[{TOKEN_CHARACTERS}]+$"
+
+
+def _takes_tokens(match: effective.LocationMatch) -> bool:
+    """Could this exact or prefix location, longer than the challenge
+    prefix, take some challenge URIs?"""
+    if match.kind not in ("=", "prefix", "^~") or len(match.pattern) <= len(CHALLENGE_PREFIX) \
+            or not match.pattern.startswith(CHALLENGE_PREFIX):
+        return False
+    rest = match.pattern[len(CHALLENGE_PREFIX):]
+    return re.fullmatch(f"[{TOKEN_CHARACTERS}]+", rest) is not None
+
+
+def serves_challenge_files(config: Config, server: Node) -> bool:
+    """Does nginx answer every challenge URI a CA may ask of server from
+    one location for challenges that serves files from a directory (root
+    or alias, no proxy_pass, return, ... and a try_files with $uri)?  Then,
+    and only then, letting those URIs past the server-level rewrite
+    directives exposes challenge files and nothing else.  nginx's own
+    choice of location is asked for a sample of token shapes (a regex
+    location may take some of them), and no exact or longer prefix location
+    may take part of the token space."""
+    chain = effective.select_location(config, server, challenge_uri())
+    if not chain:
+        return False
+    node = chain[-1]
+    if not (_for_challenges(node) or _for_well_known(node)) or \
+            effective.serves_files(config, node) is not None:
+        return False
+    for token in _SAMPLE_TOKENS:
+        other = effective.select_location(config, server, CHALLENGE_PREFIX + token)
+        if not other or other[-1] is not node:
+            return False
+    return not any(_takes_tokens(match) for match in _all_locations(config, server.children))
+
+
+def _all_locations(config: Config, nodes: List[Node]):
+    """How every location in nodes matches, nested ones included."""
+    for node in config.expand(nodes):
+        if node.name == "location" and node.children is not None:
+            match = effective.location_match(node)
+            if match is not None:
+                yield match
+            yield from _all_locations(config, node.children)
+
+
 def guard(uri_variable: str = "$uri") -> str:
     """Ends the server-level rewrite directives for challenge requests only:
     nginx runs a server's return/rewrite/if in order before it picks a
     location, and ``break`` stops that run, so the request goes on to the
     challenge location.  $uri is what location matching uses (decoded, dot
     segments resolved), so nothing else can slip past."""
-    pattern = CHALLENGE_PREFIX.replace(".", "\\.")
-    return (f'if ({uri_variable} ~ "^{pattern}") {{  {edit.MARK}\n'
+    return (f'if ({uri_variable} ~ "{challenge_uri_pattern()}") {{  {edit.MARK}\n'
             f"    break;  {edit.MARK}\n"
             f"}}  {edit.MARK}")
 
 
-def guard_challenges(config: Config, server: Node, force: bool = False) -> Optional[int]:
-    """When a server-level directive of server answers every request
-    (a redirect-only block's return), put the guard before the first
-    server-level rewrite directive that may answer, so challenge requests
-    reach their location and nothing else changes.  force: put it in even
-    without one (before a redirect the plugin adds).  Returns the guard's
-    index in server.children, None when none is needed."""
-    children = server.children
-    for i, node in enumerate(children):
+def _existing_guard(server: Node) -> Optional[int]:
+    for i, node in enumerate(server.children):
         if node.name == "if" and is_guard(node) and any(
                 n.name == "break" for n in node.children or ()):
             return i
-    if not force and not any(answers_every_request(n) for n in config.expand(children)):
+    return None
+
+
+def guard_challenges(config: Config, server: Node) -> Optional[int]:
+    """When a server-level directive of server answers every request (a
+    redirect-only block's return, which the plugin does not edit), put the
+    guard before the first server-level rewrite directive that may answer,
+    so challenge requests reach their location.  Only where that location
+    serves challenge files and nothing else (serves_challenge_files): the
+    ``break`` skips every server-level check after it, so it must lead
+    nowhere but to those files.  Returns the guard's index in
+    server.children, None when none is there."""
+    children = server.children
+    found = _existing_guard(server)
+    if found is not None:
+        return found
+    if not any(answers_every_request(n) for n in config.expand(children)) or \
+            not serves_challenge_files(config, server):
         return None
+    index = _first_answer(config, server)
+    edit.insert(server, index, guard(), config.file_of(server).newline, server.file)
+    config.mark_changed(server)
+    return index
+
+
+def _first_answer(config: Config, server: Node) -> int:
+    """Where server's first server-level rewrite directive that may answer
+    is, else just after its listen and server_name lines."""
+    children = server.children
     index = next((i for i, n in enumerate(children) if _may_answer(config, n)), None)
     if index is None:
         index = 1 + max((i for i, n in enumerate(children)
                          if n.name in ("listen", "server_name")), default=-1)
-    edit.insert(server, index, guard(), config.file_of(server).newline, server.file)
-    config.mark_changed(server)
     return index
 
 
@@ -269,7 +352,6 @@ def add_own_server(config: Config, names: Sequence[str], root: str, port: int) -
 
 
 _REDIRECT_CODES = ("301", "302", "303", "307", "308")
-_HOST_VARIABLES = ("$host", "$http_host", "$server_name")
 
 
 def _is_https_redirect(node: Node) -> bool:
@@ -280,21 +362,79 @@ def _is_https_redirect(node: Node) -> bool:
     return node.name == "rewrite" and len(node.args) > 1 and node.args[1].startswith("https://")
 
 
-def _applies_to(if_node: Node, name: str) -> bool:
-    """Whether an ``if`` can be true for requests for name: a condition on
-    the host must match it; any other condition may hold."""
+def matches_every_uri(regex: str) -> bool:
+    """Does a rewrite's regex match every request URI (which always starts
+    with "/")?  The forms that do: ``^``, ``^/``, ``^(.*)$``, ``^/(.*)$``,
+    ``.*``, ``^(.+)$`` and the like; anything that names a path does not."""
+    body = regex[1:] if regex.startswith("^") else regex
+    rest = body[1:] if body.startswith("/") else body
+    if rest == "":
+        return True  # "^", "^/", "/": every URI has its first "/"
+    if rest.endswith("$") and not rest.endswith("\\$"):
+        rest = rest[:-1]
+    if rest.startswith("(") and rest.endswith(")") and not rest.startswith("(?"):
+        rest = rest[1:-1]
+    return rest == ".*" or (rest == ".+" and not body.startswith("/"))
+
+
+def _redirects_every_uri(node: Node) -> bool:
+    """A return or rewrite to https:// that answers whatever the URI."""
+    if not _is_https_redirect(node):
+        return False
+    return node.name == "return" or matches_every_uri(node.args[0])
+
+
+def plain_request(name: str, port: Optional[int] = None) -> dict:
+    """The values nginx gives its variables for every plain-HTTP request
+    for name (on port); the variables the redirect rules can decide on."""
+    values = {"$host": name.lower(), "$scheme": "http", "$https": ""}
+    if port is not None:
+        values["$server_port"] = str(port)
+    return values
+
+
+def if_condition(if_node: Node) -> Optional[Tuple[str, Optional[str], Optional[str]]]:
+    """(variable, operator, operand) of an ``if``'s condition; operator and
+    operand None for a bare variable; None for a file test or anything else."""
     condition = " ".join(if_node.args).strip()
-    condition = condition[1:-1].strip() if condition.startswith("(") else condition
+    if condition.startswith("(") and condition.endswith(")"):
+        condition = condition[1:-1].strip()
     words = condition.split(None, 2)
-    if len(words) != 3 or words[0] not in _HOST_VARIABLES:
-        return True
-    operator, value = words[1], parser.value_of(words[2]) if words[2][0] in "\"'" else words[2]
-    if operator == "=":
-        return value.lower() == name
-    if operator in ("~", "~*"):
-        rx = effective.pcre(value, operator == "~*")
-        return rx is None or bool(rx.search(name))
-    return True
+    if len(words) == 1 and words[0].startswith("$"):
+        return words[0], None, None
+    if len(words) != 3 or not words[0].startswith("$"):
+        return None
+    operand = parser.value_of(words[2]) if words[2][:1] in "\"'" else words[2]
+    return words[0], words[1], operand
+
+
+def condition_holds(condition: Tuple[str, Optional[str], Optional[str]],
+                    values: dict) -> bool:
+    """Is an ``if`` condition true for every request whose variables have
+    values?  False whenever it depends on anything else ($request_uri,
+    $uri, $args, a map, a file test): such an ``if`` answers some requests
+    only.  nginx compares with = and != byte for byte, matches ~ and !~
+    anywhere in the value (``*`` ignores case), and takes a bare variable
+    as true unless it is empty or "0"."""
+    variable, operator, operand = condition
+    if variable not in values:
+        return False
+    value = values[variable]
+    if operator is None:
+        return value not in ("", "0")
+    if operator in ("=", "!="):
+        if "$" in operand:
+            return False  # compared with another variable
+        return (value == operand) == (operator == "=")
+    if operator in ("~", "~*", "!~", "!~*"):
+        rx = effective.pcre(operand, operator.endswith("*"))
+        return rx is not None and bool(rx.search(value)) == (not operator.startswith("!"))
+    return False
+
+
+def _holds_for(if_node: Node, values: dict) -> bool:
+    condition = if_condition(if_node)
+    return condition is not None and condition_holds(condition, values)
 
 
 def _redirect_host(node: Node) -> str:
@@ -304,34 +444,51 @@ def _redirect_host(node: Node) -> str:
 
 
 def redirects_to_https(config: Config, server: Node, name: str,
-                       to_itself: bool = False) -> bool:
-    """Does server answer plain-HTTP requests for name with a redirect to
-    https: at server level (includes expanded), in an ``if`` that applies to
-    name, or in ``location /``?  to_itself: only a redirect to the same
-    name counts (not one to a canonical name)."""
+                       to_itself: bool = False, port: Optional[int] = None) -> bool:
+    """Does server answer every plain-HTTP request for name (on port) with
+    a redirect to https?  Counted: a server-level ``return`` to https:// or
+    a ``rewrite`` of every URI to it (includes expanded), on its own or in
+    an ``if`` whose condition holds for every such request (condition_holds),
+    before any other ``return``; else the same in ``location /`` when every
+    other location of the block is for challenges.  A redirect that depends
+    on the URI, the arguments or another variable answers some requests
+    only, and does not count.  to_itself: only a redirect to the same name
+    counts (not one to a canonical name)."""
+    values = plain_request(name, port)
     nodes = list(config.expand(server.children))
-    for node in list(nodes):
-        if node.name == "location" and node.args == ["/"] and node.children is not None:
-            nodes.extend(config.expand(node.children))
+
     def counts(node: Node) -> bool:
-        return _is_https_redirect(node) and (not to_itself or _redirect_host(node) in (
+        return _redirects_every_uri(node) and (not to_itself or _redirect_host(node) in (
             "$host", "$server_name", "$http_host", name))
 
-    def applies(if_node: Node) -> bool:
-        if REDIRECT_FLAG in " ".join(if_node.args):  # the plugin's form for mixed blocks
+    def holds(if_node: Node) -> bool:
+        if REDIRECT_FLAG in " ".join(if_node.args):  # the plugin's flag form
             return any(n.name == "if" and n.children is not None and
-                       " ".join(n.args).lstrip("(").split(None, 1)[0] in _HOST_VARIABLES and
-                       _applies_to(n, name) and
+                       (if_condition(n) or ("",))[0] == "$host" and _holds_for(n, values) and
                        any(c.name == "set" and c.args == [REDIRECT_FLAG, "1"]
                            for c in n.children) for n in nodes)
-        return _applies_to(if_node, name)
-    for node in nodes:
-        if counts(node):
-            return True
-        if node.name == "if" and node.children is not None and applies(node) \
-                and any(counts(n) for n in config.expand(node.children)):
-            return True
-    return False
+        return _holds_for(if_node, values)
+
+    def redirected(level: List[Node]) -> Optional[bool]:
+        """True: redirected; False: answered otherwise; None: goes on."""
+        for node in level:
+            if counts(node):
+                return True
+            if node.name == "if" and node.children is not None and holds(node) \
+                    and any(counts(n) for n in config.expand(node.children)):
+                return True
+            if node.name == "return":
+                return False  # nothing after it runs
+        return None
+
+    found = redirected(nodes)
+    if found is not None:
+        return found
+    locations = [n for n in nodes if n.name == "location" and n.children is not None]
+    root = [n for n in locations if n.args == ["/"]]
+    if not root or not all(n is root[0] or _for_challenges(n) for n in locations):
+        return False
+    return bool(redirected(list(config.expand(root[0].children))))
 
 
 def covers(certificate_names: Sequence[str], host: str) -> bool:
@@ -515,24 +672,32 @@ REDIRECT_FLAG = "$nginx_webroot_redirect"
 
 def add_redirect(config: Config, match: lookup.Match, https_port: int, name: str) -> bool:
     """Redirect plain-HTTP requests for name, challenges excepted, to HTTPS;
-    False when the block redirects them to HTTPS already.
+    False when the block redirects them all to HTTPS already.
 
     The redirect is for name alone (``if ($host = name)``, as certbot's nginx
     plugin writes it): the block may answer names the certificate does not
-    cover (other server_names, or every name for a catch-all).  The guard
-    before it lets challenge requests through to their location.  A block
-    that also serves TLS must redirect plain HTTP only; nginx's ``if`` takes
-    one condition, so a flag carries "this name" past "not over TLS"."""
+    cover (other server_names, or every name for a catch-all).  Challenge
+    URIs are excepted only where the block serves them from a challenge
+    location (serves_challenge_files), and only from the redirect itself:
+    they then meet every other server-level check exactly as before the
+    redirect was added (a ``break`` would skip those checks too).  Where
+    the block has a guard already (before a return of the user's), the
+    redirect goes after it.  nginx's ``if`` takes one condition, so a flag
+    carries "this name", "not over TLS" and "not a challenge" to the
+    ``return``; a plain block with nothing to except gets certbot's form."""
     server = match.server.ref
-    if redirects_to_https(config, server, name):
+    if redirects_to_https(config, server, name, port=match.listen.port):
         return False
     target = "https://$host" + ("" if https_port == 443 else f":{https_port}")
     newline = config.file_of(server).newline
-    index = guard_challenges(config, server, force=True)
+    guarded = _existing_guard(server)
+    index = guarded + 1 if guarded is not None else _first_answer(config, server)
     ssl_on = any(n.args == ["on"] for n in config.directives(server, "ssl"))
-    if not ssl_on and not any(listen.ssl or listen.port == https_port
-                              for listen in match.server.listens):
-        edit.insert(server, index + 1,
+    mixed = ssl_on or any(listen.ssl or listen.port == https_port
+                          for listen in match.server.listens)
+    except_challenges = guarded is None and serves_challenge_files(config, server)
+    if not mixed and not except_challenges:
+        edit.insert(server, index,
                     f"if {host_condition(name)} {{  {edit.MARK}\n"
                     f"    return 301 {target}$request_uri;  {edit.MARK}\n"
                     f"}}  {edit.MARK}", newline, server.file)
@@ -544,13 +709,19 @@ def add_redirect(config: Config, match: lookup.Match, https_port: int, name: str
                  if n.name == "set" and n.args == [REDIRECT_FLAG, "0"]), None)
     if flag is not None:  # another name of this block redirects already
         edit.insert(server, flag + 1, for_name, newline, server.file)
-    else:
-        edit.insert(server, index + 1,
-                    f"set {REDIRECT_FLAG} 0;  {edit.MARK}\n{for_name}\n"
-                    f"if ($https) {{  {edit.MARK}\n    set {REDIRECT_FLAG} 0;  {edit.MARK}\n"
-                    f"}}  {edit.MARK}\nif ({REDIRECT_FLAG}) {{  {edit.MARK}\n"
-                    f"    return 301 {target}$request_uri;  {edit.MARK}\n}}  {edit.MARK}",
-                    newline, server.file)
+        config.mark_changed(server)
+        return True
+    unset = []
+    if mixed:
+        unset.append("($https)")
+    if except_challenges:
+        unset.append(f'($uri ~ "{challenge_uri_pattern()}")')
+    lines = [f"set {REDIRECT_FLAG} 0;  {edit.MARK}", for_name]
+    lines += [f"if {condition} {{  {edit.MARK}\n    set {REDIRECT_FLAG} 0;  {edit.MARK}\n"
+              f"}}  {edit.MARK}" for condition in unset]
+    lines.append(f"if ({REDIRECT_FLAG}) {{  {edit.MARK}\n"
+                 f"    return 301 {target}$request_uri;  {edit.MARK}\n}}  {edit.MARK}")
+    edit.insert(server, index, "\n".join(lines), newline, server.file)
     config.mark_changed(server)
     return True
 

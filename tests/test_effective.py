@@ -157,7 +157,7 @@ def test_the_challenge_location_alone_is_opened(tmp_path, protection, http_extra
         files={"protect.inc": 'auth_basic "x";\ndeny 192.0.2.0/24;\ndeny all;\n'})
     sites.ensure_challenge_location(config, server, "/w", "a.example")
     location = effective.select_location(config, server, URI)[-1]
-    lines = [n.raw for n in location.children][5:]  # after the plugin's own five
+    lines = [n.raw for n in location.children][6:]  # after the plugin's own six
     assert lines == opening
     assert not effective.access(config, effective.scopes(config, server, [location]))
     # the rest of the site keeps its protection
@@ -185,4 +185,4 @@ def test_the_marked_location_is_adopted_on_the_next_run(tmp_path):
     assert sites.ensure_challenge_location(again, again.server_blocks()[0], "/w",
                                            "a.example") == f"/w/{CHALLENGE_DIR}"
     assert not again.changed
-    assert (tmp_path / "sites.conf").read_text().count(edit.MARK) == 7
+    assert (tmp_path / "sites.conf").read_text().count(edit.MARK) == 10

@@ -216,7 +216,8 @@ def test_redirect_only_block_gets_a_guard_and_keeps_its_return(tmp_path, fake):
     text = (root / "sites/a.conf").read_text()
     assert text.startswith(
         "server {\n    listen 80;\n    server_name a.example;\n"
-        '    if ($uri ~ "^/\\.well-known/acme-challenge/") {  %s\n        break;  %s\n    }  %s\n'
+        '    if ($uri ~ "^/\\.well-known/acme-challenge/[-_A-Za-z0-9]+$") {  %s\n'
+        "        break;  %s\n    }  %s\n"
         "    return 301 https://$host$request_uri;\n    location ^~ /.well-known/acme-challenge/ {"
         % ((edit.MARK,) * 3))
     assert (fake.tests, fake.reloads) == (2, 1)  # nginx -t before the edit and after
@@ -387,27 +388,54 @@ def test_certificate_set_in_a_shared_include_is_refused(tmp_path, fake):
     assert "ssl.inc:1" in str(err.value)
 
 
-def test_redirect_enhancement_keeps_the_challenge_reachable(tmp_path, fake):
+def test_redirect_enhancement_without_a_challenge_location_excepts_nothing(tmp_path, fake):
+    # No location serves challenge files (e.g. another authenticator's
+    # block): the redirect is certbot's form for the name, and nothing under
+    # the challenge path gets past it or the checks after it.
     root = write_conf(tmp_path, {"a.conf": PROXY.replace("a.example;",
                                                          "a.example legacy.example;")})
     inst = make_plugin(tmp_path)
     inst.enhance("a.example", "redirect")
     inst.save("redirect")
     text = (root / "sites/a.conf").read_text()
-    # For the certificate's name only; challenges stop before it.
     assert ("    server_name a.example legacy.example;\n"
-            '    if ($uri ~ "^/\\.well-known/acme-challenge/") {  %s\n'
-            "        break;  %s\n    }  %s\n"
             "    if ($host = a.example) {  %s\n"
             "        return 301 https://$host$request_uri;  %s\n    }  %s\n"
-            % ((edit.MARK,) * 6)) in text
+            "    location / {\n" % ((edit.MARK,) * 3)) in text
+    assert "acme-challenge" not in text
+    with pytest.raises(errors.PluginEnhancementAlreadyPresent):
+        make_plugin(tmp_path).enhance("a.example", "redirect")
+
+
+def test_redirect_enhancement_excepts_what_the_challenge_location_serves(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY.replace("a.example;",
+                                                         "a.example legacy.example;")})
+    config = Config.load(str(root / "nginx.conf"))
+    sites.ensure_challenge_location(config, config.server_blocks()[0], "/w", "a.example")
+    config.save()
+    inst = make_plugin(tmp_path)
+    inst.enhance("a.example", "redirect")
+    inst.save("redirect")
+    text = (root / "sites/a.conf").read_text()
+    # No break: challenge requests skip the redirect alone.
+    assert "break;" not in text
+    assert ("    server_name a.example legacy.example;\n"
+            "    set $nginx_webroot_redirect 0;  %s\n"
+            "    if ($host = a.example) {  %s\n        set $nginx_webroot_redirect 1;  %s\n"
+            "    }  %s\n"
+            '    if ($uri ~ "^/\\.well-known/acme-challenge/[-_A-Za-z0-9]+$") {  %s\n'
+            "        set $nginx_webroot_redirect 0;  %s\n    }  %s\n"
+            "    if ($nginx_webroot_redirect) {  %s\n"
+            "        return 301 https://$host$request_uri;  %s\n    }  %s\n"
+            % ((edit.MARK,) * 10)) in text
     with pytest.raises(errors.PluginEnhancementAlreadyPresent):
         make_plugin(tmp_path).enhance("a.example", "redirect")
     legacy = make_plugin(tmp_path)
     legacy.enhance("legacy.example", "redirect")  # not yet redirected: its own if
     legacy.save("redirect")
     text = (root / "sites/a.conf").read_text()
-    assert text.count("break;") == 1 and "if ($host = legacy.example)" in text
+    assert text.count("set $nginx_webroot_redirect 0;") == 2  # the start, the exception
+    assert "if ($host = legacy.example)" in text
 
 
 def test_catch_all_redirect_is_a_redirect_in_place(tmp_path, fake):

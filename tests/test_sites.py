@@ -41,7 +41,7 @@ def test_certbot_style_redirect_block_gets_the_guard_first(tmp_path):
     # Every user line stays as it was; the guard goes before the first
     # server-level directive that may answer (the conditional if).
     assert text(config).startswith(
-        f'server {{\n    if ($uri ~ "^/\\.well-known/acme-challenge/") {{  {M}\n'
+        f'server {{\n    if ($uri ~ "^/\\.well-known/acme-challenge/[-_A-Za-z0-9]+$") {{  {M}\n'
         f"        break;  {M}\n    }}  {M}\n    if ($host = a.example) {{\n")
     assert "".join(line for line in text(config).splitlines(True) if M not in line) == source
     server = config.server_blocks()[0]
@@ -172,7 +172,6 @@ def test_a_block_on_both_ports_redirects_plain_http_only(tmp_path):
     assert body == (
         "server {\n    listen 80;\n    listen 443 ssl;\n"
         "    server_name a.example b.example c.example;\n"
-        '    if ($uri ~ "^/\\.well-known/acme-challenge/") {\n        break;\n    }\n'
         "    set $nginx_webroot_redirect 0;\n"
         "    if ($host = b.example) {\n        set $nginx_webroot_redirect 1;\n    }\n"
         "    if ($host = a.example) {\n        set $nginx_webroot_redirect 1;\n    }\n"
