@@ -422,6 +422,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         try:
             covered = certificates.names(cert_path) or [domain]
             key_type = certificates.key_type(key_path) or certificates.key_type(cert_path)
+            # A challenge location of an older version answers every method:
+            # installing edits and reloads anyway, a renewal never does.
+            for match in (sites.answering(config, domain, http_port)
+                          + sites.answering(config, domain, https_port, use_default=False)):
+                sites.limit_challenge_methods(config, match.server.ref)
             targets = sites.tls_blocks(config, domain, https_port)
             if not targets:
                 http = sites.answering(config, domain, http_port)

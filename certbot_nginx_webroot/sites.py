@@ -69,6 +69,38 @@ def challenge_location(root: str, opening: Sequence[str] = ()) -> str:
     return "\n".join(lines + [f"}}  {edit.MARK}"])
 
 
+def _is_own_challenge_location(node: Node) -> bool:
+    """A location the plugin added: the challenge prefix with ``^~``, every
+    line of it marked (any version's shape)."""
+    if node.name != "location" or node.children is None or \
+            node.args != ["^~", CHALLENGE_PREFIX]:
+        return False
+    # The mark after the closing brace belongs to the text after the block.
+    lines = [line for line in parser.dump_node(node).splitlines() if line.strip()]
+    return len(lines) > 1 and lines[-1].strip() == "}" and \
+        all(line.rstrip().endswith(edit.MARK) for line in lines[:-1])
+
+
+def limit_challenge_methods(config: Config, server: Node) -> bool:
+    """Bring a challenge location an older version of the plugin added to
+    server up to GET/HEAD only (see challenge_location); True when it was
+    edited.  Called when a certificate is installed, never on renewals:
+    those edit nothing."""
+    changed = False
+    for node in server.children:
+        if not _is_own_challenge_location(node) or \
+                any(n.name == "limit_except" for n in node.children):
+            continue
+        after = max((i for i, n in enumerate(node.children) if n.name == "try_files"),
+                    default=len(node.children) - 1)
+        edit.insert(node, after + 1, f"limit_except GET {{  {edit.MARK}\n"
+                    f"    deny all;  {edit.MARK}\n}}  {edit.MARK}",
+                    config.file_of(server).newline, server.file)
+        config.mark_changed(server)
+        changed = True
+    return changed
+
+
 def challenge_uri() -> str:
     """A challenge URL path as the CA asks for it (the token is made up; it
     has the characters real ones have)."""

@@ -95,7 +95,7 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
         assert f"listen [::]:443 ssl;  {edit.MARK}" in text
         assert f"listen 443 ssl;  {edit.MARK}\n  http2 on;  {edit.MARK}" in text
     # h5bp's 2 spaces; the user's return stays where it was
-    assert f"\n  if ($uri ~ \"^/\\.well-known/acme-challenge/\") {{  {edit.MARK}\n" \
+    assert f"\n  if ($uri ~ \"{sites.challenge_uri_pattern()}\") {{  {edit.MARK}\n" \
         f"    break;  {edit.MARK}\n  }}  {edit.MARK}\n\n  # (1)\n" in text
     assert "\n  return 444;\n" in text
     # A second look finds everything in place and edits nothing.

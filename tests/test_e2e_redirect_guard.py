@@ -189,3 +189,33 @@ server {
     assert request("HEAD", "dav.example", uri)[0] == 200
     # The rest of the site keeps its WebDAV, behind its password.
     assert request("PUT", "dav.example", "/x", body=b"x")[0] == 401
+
+
+def test_an_older_challenge_location_is_limited_when_a_certificate_is_installed(acme, nginx):
+    # The location an earlier version added answers every method; the next
+    # install (which edits and reloads anyway) limits it, renewals edit nothing.
+    mark = "  # certbot-nginx-webroot"
+    site = """\
+server {
+    listen {http};
+    server_name olddav.example;
+    root {prefix}/www;
+    dav_methods PUT DELETE;
+    location ^~ /.well-known/acme-challenge/ {%s
+        root {prefix}/webroot;%s
+        types { }%s
+        default_type text/plain;%s
+        disable_symlinks on from=$document_root;%s
+        try_files $uri =404;%s
+    }%s
+}
+""" % ((mark,) * 7)
+    issue_then_renew(acme, nginx, site, ["olddav.example"], "--no-redirect")
+    challenge_dir = os.path.join(nginx.webroot, ".well-known", "acme-challenge")
+    os.makedirs(challenge_dir, exist_ok=True)
+    os.chmod(challenge_dir, 0o777)
+    uri = "/.well-known/acme-challenge/Tok-en_1"
+    assert request("PUT", "olddav.example", uri, body=b"forged\n")[0] in (403, 405)
+    assert not os.path.exists(os.path.join(challenge_dir, "Tok-en_1"))
+    assert user_lines(site_text(nginx)) == user_lines(nginx.fill(site))
+    assert "limit_except GET {%s" % mark in site_text(nginx)

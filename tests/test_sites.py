@@ -222,3 +222,135 @@ def test_certificate_listens_finds_the_https_port_from_the_config(tmp_path):
         ("127.0.0.1", 8443), ("[::1]", 8443), ("*", 9443)]
     assert sites.certificate_listens(config, "c.example", "/le/a/fullchain.pem") == [("*", 9443)]
     assert sites.certificate_listens(config, "a.example", "/le/b/fullchain.pem") == []
+
+
+OLD_LOCATION = (  # as 0.1.0 added it
+    "    location ^~ /.well-known/acme-challenge/ {  %s\n        root /w;  %s\n"
+    "        default_type text/plain;  %s\n        try_files $uri =404;  %s\n"
+    "    }  %s\n" % ((M,) * 5))
+
+
+def test_an_older_challenge_location_gets_get_only_once(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n" + OLD_LOCATION + "}\n")
+    server = config.server_blocks()[0]
+    assert sites.limit_challenge_methods(config, server)
+    assert text(config) == ("server {\n    listen 80;\n" + OLD_LOCATION.replace(
+        "=404;  %s\n" % M, "=404;  %s\n        limit_except GET {  %s\n"
+        "            deny all;  %s\n        }  %s\n" % ((M,) * 4)) + "}\n")
+    assert not sites.limit_challenge_methods(config, server)  # once
+
+
+@pytest.mark.parametrize("location", [
+    OLD_LOCATION.replace("        root /w;  %s\n" % M, "        root /w;\n"),  # edited by hand
+    "    location ^~ /.well-known/acme-challenge/ { root /w; }\n",  # the user's own
+])
+def test_a_users_challenge_location_is_not_edited(tmp_path, location):
+    config = load(tmp_path, "server {\n    listen 80;\n" + location + "}\n")
+    assert not sites.limit_challenge_methods(config, config.server_blocks()[0])
+    assert not config.changed
+
+
+def test_the_new_challenge_location_limits_methods(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n}\n")
+    server = config.server_blocks()[0]
+    sites.ensure_challenge_location(config, server, "/w", "a.example")
+    assert "        limit_except GET {  %s\n            deny all;  %s\n" % (M, M) in text(config)
+    assert not sites.limit_challenge_methods(config, server)
+
+
+@pytest.mark.parametrize("condition, values, expected", [
+    ("($host = a.example)", {}, True),
+    ("($host = b.example)", {}, False),
+    ("($host = A.example)", {}, False),  # $host is lower case; = compares bytes
+    ('($host = "a.example")', {}, True),
+    ("($host != b.example)", {}, True),
+    ("($host != a.example)", {}, False),
+    ("($host ~* ^(www\\.)?A\\.example$)", {}, True),
+    ("($host ~ ^www\\.)", {}, False),
+    ("($host !~ ^www\\.)", {}, True),
+    ("($host !~* a)", {}, False),
+    ("($scheme = http)", {}, True),
+    ("($scheme != https)", {}, True),
+    ("($https)", {}, False),
+    ("($https != on)", {}, True),
+    ("($host)", {}, True),
+    ("($server_port = 80)", {"port": 80}, True),
+    ("($server_port = 80)", {"port": 8080}, False),
+    ("($server_port = 80)", {}, False),  # port unknown
+    ("($request_uri ~ ^/admin)", {}, False),
+    ("($uri ~ ^/)", {}, False),
+    ("($args)", {}, False),
+    ("($bad_bot)", {}, False),
+    ("($host = $server_name)", {}, False),
+    ("(-f $request_filename)", {}, False),
+    ("(!-e $request_filename)", {}, False),
+])
+def test_condition_holds_for_every_request_of_the_name(condition, values, expected):
+    node = parser.parse("if %s { return 301 https://x; }" % condition).children[0]
+    parsed = sites.if_condition(node)
+    holds = parsed is not None and sites.condition_holds(
+        parsed, sites.plain_request("a.example", values.get("port")))
+    assert holds is expected
+
+
+@pytest.mark.parametrize("regex, expected", [
+    ("^", True), ("^/", True), ("/", True), ("^(.*)$", True), ("^/(.*)$", True),
+    ("^/(.*)", True), (".*", True), ("^.*$", True), ("(.*)", True), ("^(.+)$", True),
+    ("^/(.+)$", False), ("^/$", False), ("^/admin", False), ("^/(.*)\\.php$", False),
+    ("^$", False), ("^/.*\\$", False),
+])
+def test_matches_every_uri(regex, expected):
+    assert sites.matches_every_uri(regex) is expected
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("return 301 https://$host$request_uri;", True),
+    ("return https://$host$request_uri;", True),
+    ("rewrite ^ https://$host$request_uri? permanent;", True),
+    ("rewrite ^(.*)$ https://$host$1 redirect;", True),
+    ("rewrite ^/admin https://$host$request_uri? permanent;", False),
+    ("if ($request_uri ~ ^/admin) { return 301 https://$host$request_uri; }", False),
+    ("if ($host != a.example) { return 301 https://a.example$request_uri; }", False),
+    ("if ($host != www.a.example) { return 301 https://a.example$request_uri; }", True),
+    ("if ($scheme = http) { return 301 https://$host$request_uri; }", True),
+    ("if ($args) { return 301 https://$host$request_uri; }", False),
+    ("return 444;\n    return 301 https://$host$request_uri;", False),  # never reached
+    ("location / { return 301 https://$host$request_uri; }", True),
+    ("location / { return 301 https://$host$request_uri; }\n"
+     "    location /api { proxy_pass http://b; }", False),  # /api stays on HTTP
+    ("location /.well-known/acme-challenge/ { root /w; }\n"
+     "    location / { return 301 https://$host$request_uri; }", True),
+])
+def test_only_a_redirect_of_every_request_counts(tmp_path, body, expected):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example www.a.example;\n"
+                  "    %s\n}\n" % body)
+    assert sites.redirects_to_https(config, config.server_blocks()[0], "a.example",
+                                    port=80) is expected
+
+
+@pytest.mark.parametrize("locations, expected", [
+    ("", False),  # nothing serves challenges
+    ("location / { root /srv; }", False),  # files, but the whole site too
+    ("location ^~ /.well-known/acme-challenge/ { root /w; }", True),
+    ("location /.well-known/acme-challenge/ { root /w; }\n"
+     "location ~ \\.php$ { proxy_pass http://b; }", True),  # tokens have no dot
+    ("location /.well-known/acme-challenge/ { root /w; }\n"
+     "location ~ [a-z]$ { proxy_pass http://b; }", False),  # takes some tokens
+    ("location ^~ /.well-known/acme-challenge/ { root /w; }\n"
+     "location /.well-known/acme-challenge/A { proxy_pass http://b; }", False),
+    ("location ^~ /.well-known/acme-challenge/ { root /w;\n"
+     "    location ~ Z$ { proxy_pass http://b; } }", False),
+    ("location ^~ /.well-known/acme-challenge/ { proxy_pass http://b; }", False),
+    ("location /.well-known/ { alias /w/.well-known/; }", True),
+    ("location /.well-known/ { proxy_pass http://b; }", False),
+])
+def test_serves_challenge_files(tmp_path, locations, expected):
+    config = load(tmp_path, "server {\n    listen 80;\n    %s\n}\n" % locations)
+    assert sites.serves_challenge_files(config, config.server_blocks()[0]) is expected
+
+
+def test_a_redirect_only_block_without_a_challenge_location_gets_no_guard(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    if ($office = 0) { return 403; }\n"
+                  "    return 301 https://$host$request_uri;\n}\n")
+    assert sites.guard_challenges(config, config.server_blocks()[0]) is None
+    assert not config.changed
