@@ -105,6 +105,9 @@ server {
     ("$args", "https://$host$request_uri"),
 ], ids=["request-uri", "host-not-the-name", "args"])
 def test_a_conditional_redirect_is_not_the_redirect_in_place(acme, nginx, condition, target):
+    # The site has its HTTPS block; before, certbot said "already redirects"
+    # and exited 0 while the name stayed on plain HTTP.
+    cert, key = snakeoil(nginx)
     site = """\
 server {
     listen {http};
@@ -112,11 +115,20 @@ server {
     if (%s) { return 301 %s; }
     location / { proxy_pass http://127.0.0.1:{backend}; }
 }
-""" % (condition, target)
+
+server {
+    listen {https} ssl;
+    server_name cond.example www.cond.example;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""" % (condition, target, cert, key)
     issue_then_renew(acme, nginx, site, ["cond.example"], "--redirect")
-    status, _ = request("GET", "cond.example", "/page")
-    assert status == 301
-    assert user_lines(site_text(nginx)) == user_lines(nginx.fill(site))
+    assert request("GET", "cond.example", "/page")[0] == 301
+    assert lab.https_response("cond.example", "/page") == (200, b"backend 127.0.0.1\n")
+    assert user_lines(site_text(nginx)) == [line for line in user_lines(nginx.fill(site))
+                                            if "ssl_certificate" not in line]
 
 
 def test_a_redirect_for_every_request_of_the_name_is_kept(acme, nginx):
@@ -214,8 +226,13 @@ server {
     challenge_dir = os.path.join(nginx.webroot, ".well-known", "acme-challenge")
     os.makedirs(challenge_dir, exist_ok=True)
     os.chmod(challenge_dir, 0o777)
+    token = os.path.join(challenge_dir, "Tok-en_1")
+    with open(token, "w") as f:
+        f.write("key-auth\n")
+    os.chmod(token, 0o666)
     uri = "/.well-known/acme-challenge/Tok-en_1"
     assert request("PUT", "olddav.example", uri, body=b"forged\n")[0] in (403, 405)
-    assert not os.path.exists(os.path.join(challenge_dir, "Tok-en_1"))
+    assert request("DELETE", "olddav.example", uri)[0] in (403, 405)
+    assert request("GET", "olddav.example", uri) == (200, b"key-auth\n")
     assert user_lines(site_text(nginx)) == user_lines(nginx.fill(site))
     assert "limit_except GET {%s" % mark in site_text(nginx)
