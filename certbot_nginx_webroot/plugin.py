@@ -113,6 +113,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._kept_policy: set = set()  # blocks already said to keep their own TLS settings
         # (servers list it was read from, {(addr, port): listen ... proxy_protocol})
         self._proxy_listens: Tuple[object, Dict[Tuple[str, int], bool]] = (None, {})
+        self._proxied_targets: set = set()  # (host, port) the self-check sent a PROXY header to
 
     # -- certbot plumbing -------------------------------------------------
 
@@ -281,7 +282,10 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         (nginx behind HAProxy or a balancer, which drops a connection that
         does not start with a PROXY header), again with the header."""
         expected = self._challenges.content(achall.chall.encode("token"))
-        proxy = False
+        # Once known, the header goes first (nginx logs each plain request
+        # it drops as a "broken header").
+        where = (probes.connect_host(addr), port)  # ("*" and "127.0.0.1" are one place)
+        proxy = where in self._proxied_targets
         while True:
             try:
                 status, body = probes.fetch(achall_host(achall), addr, port,
@@ -291,6 +295,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 if proxy or not self._wants_proxy_protocol(addr, port):
                     return False, f"{err.__class__.__name__}: {err}" + _proxied(proxy)
                 proxy = True
+                self._proxied_targets.add(where)
         if status == 200 and body.strip() == expected:
             return True, "ok"
         return False, (f"HTTP {status}" + ("" if status != 200 else ", wrong content")

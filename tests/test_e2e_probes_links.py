@@ -149,12 +149,20 @@ def test_self_check_speaks_proxy_protocol(acme, nginx, haproxy, behind_balancer)
     assert os.path.exists(certbot.live(name))
     # Through the balancer, the site is as it was: the backend answers.
     assert balancer_get(name, "/") == (200, b"backend 127.0.0.1\n")
-    before, reloads = nginx.snapshot(), nginx.reloads()
+    before, reloads, dropped = nginx.snapshot(), nginx.reloads(), broken_headers(nginx)
     previous = lab.leaf_der(certbot.live(name))
     certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
     assert lab.leaf_der(certbot.live(name)) != previous
     assert nginx.snapshot() == before
     assert nginx.reloads() == reloads
+    # Only the first, plain, request was dropped (as the README says).
+    assert broken_headers(nginx) - dropped == 1
+
+
+def broken_headers(nginx):
+    """Requests nginx dropped for lacking a PROXY header (its error log)."""
+    with open(nginx.error_log, errors="replace") as f:
+        return f.read().count("broken header")
 
 
 def test_live_tls_check_speaks_proxy_protocol(acme, nginx, haproxy, behind_balancer):
