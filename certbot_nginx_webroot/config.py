@@ -288,8 +288,8 @@ def rewrite_in_place(path: str, data: bytes) -> None:
     was in certbot's checkpoint before every write (plugin._save_checkpoint
     copies it; certbot's recovery and `certbot rollback` copy it back in
     place, so the links stay), and nginx reads the file only when the
-    plugin tests and reloads it, after the write is whole.  Written in one
-    call, then cut to length, so a shorter content leaves no old tail."""
+    plugin tests and reloads it, after the write is whole.  Written from
+    the start, then cut to length, so a shorter content leaves no old tail."""
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
         view = memoryview(data)
