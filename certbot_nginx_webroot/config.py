@@ -241,7 +241,10 @@ def write_atomic(path: str, data: bytes) -> None:
     """Replace path's content with data in one rename.
 
     A symlink is followed (the link stays a link); the file keeps its mode
-    and, where we may set it, its owner.  A new file gets mode 0644.
+    and, where we may set it, its owner.  A new file gets mode 0644.  A
+    file with several hard links (`ln ../sites-available/app default`) is
+    rewritten in place instead (rewrite_in_place): a rename would give this
+    name a new file and leave the other names on the old one.
     """
     target = os.path.realpath(path)
     directory = os.path.dirname(target)
@@ -249,6 +252,9 @@ def write_atomic(path: str, data: bytes) -> None:
         st: Optional[os.stat_result] = os.stat(target)
     except FileNotFoundError:
         st = None
+    if st is not None and st.st_nlink > 1:
+        rewrite_in_place(target, data)
+        return
     fd, tmp = tempfile.mkstemp(prefix=".nginx-webroot-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -271,3 +277,26 @@ def write_atomic(path: str, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def rewrite_in_place(path: str, data: bytes) -> None:
+    """Replace path's content with data in the same inode, so that every
+    hard link to it (and its mode and owner) keeps naming the new content.
+
+    Not atomic as a rename is: a crash between the write and the fsync can
+    leave the file part old, part new.  The plugin saves the file as it
+    was in certbot's checkpoint before every write (plugin._save_checkpoint
+    copies it; certbot's recovery and `certbot rollback` copy it back in
+    place, so the links stay), and nginx reads the file only when the
+    plugin tests and reloads it, after the write is whole.  Written from
+    the start, then cut to length, so a shorter content leaves no old tail."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -30,6 +30,7 @@ class Listen(NamedTuple):
     ssl: bool = False
     default: bool = False
     http2: bool = False  # the listen flag (per address:port before nginx 1.25.1)
+    proxy_protocol: bool = False  # a PROXY protocol header comes first (HAProxy, a balancer)
 
     @property
     def ipv6(self) -> bool:
@@ -84,7 +85,8 @@ def parse_listen(args: Sequence[str]) -> Optional[Listen]:
     if addr in ("0.0.0.0", ""):
         addr = "*"
     return Listen(addr.lower(), port, "ssl" in flags,
-                  "default_server" in flags or "default" in flags, "http2" in flags)
+                  "default_server" in flags or "default" in flags, "http2" in flags,
+                  "proxy_protocol" in flags)
 
 
 def ip_address(host: str) -> Optional[IPAddress]:
@@ -117,6 +119,25 @@ def landing_addr(ip: IPAddress, addrs: Sequence[str]) -> Optional[str]:
             return addr
     wildcard = "[::]" if ip.version == 6 else "*"
     return wildcard if wildcard in addrs else None
+
+
+def wants_proxy_protocol(servers: Sequence[Server], ip: IPAddress, port: int) -> bool:
+    """Whether nginx reads a PROXY protocol header first on a connection to
+    ip:port.  nginx keeps one set of listen options per address:port and
+    ORs proxy_protocol over every listen of it (whichever block has it);
+    the connection takes the options of the address it lands on: ip's own
+    listen, else the wildcard of its family (landing_addr)."""
+    flags: Dict[str, bool] = {}  # addr -> proxy_protocol, of the listens on port
+    seen = set()
+    for server in servers:
+        if id(server.listens) in seen:  # blocks often share one tuple of listens
+            continue
+        seen.add(id(server.listens))
+        for listen in server.listens:
+            if listen.port == port:
+                flags[listen.addr] = flags.get(listen.addr, False) or listen.proxy_protocol
+    landing = landing_addr(ip, list(flags))
+    return landing is not None and flags[landing]
 
 
 def _regex(pattern: str) -> Optional["re.Pattern[str]"]:

@@ -111,6 +111,9 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._lineage: Optional[str] = None  # the lineage certbot renew deploys
         self._live = False  # nginx runs what is on disk; nothing changed since
         self._kept_policy: set = set()  # blocks already said to keep their own TLS settings
+        # (servers list it was read from, {(addr, port): listen ... proxy_protocol})
+        self._proxy_listens: Tuple[object, Dict[Tuple[str, int], bool]] = (None, {})
+        self._proxied_targets: set = set()  # (host, port) the self-check sent a PROXY header to
 
     # -- certbot plumbing -------------------------------------------------
 
@@ -273,14 +276,44 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         return sorted(targets) or [("*", port)]
 
     def _served(self, achall: Any, addr: str, port: int) -> Tuple[bool, str]:
+        """Whether nginx serves achall's file on addr:port.  A plain request
+        first: it needs no config, so renewals read none; when it is not
+        answered and the config has that address listen with proxy_protocol
+        (nginx behind HAProxy or a balancer, which drops a connection that
+        does not start with a PROXY header), again with the header."""
         expected = self._challenges.content(achall.chall.encode("token"))
-        try:
-            status, body = probes.fetch(achall_host(achall), addr, port, achall.chall.path)
-        except probes.PROBE_ERRORS as err:  # e.g. something that is not HTTP answers
-            return False, f"{err.__class__.__name__}: {err}"
+        # Once known, the header goes first (nginx logs each plain request
+        # it drops as a "broken header").
+        where = (probes.connect_host(addr), port)  # ("*" and "127.0.0.1" are one place)
+        proxy = where in self._proxied_targets
+        while True:
+            try:
+                status, body = probes.fetch(achall_host(achall), addr, port,
+                                            achall.chall.path, proxy_protocol=proxy)
+                break
+            except probes.PROBE_ERRORS as err:  # e.g. something that is not HTTP answers
+                if proxy or not self._wants_proxy_protocol(addr, port):
+                    return False, f"{err.__class__.__name__}: {err}" + _proxied(proxy)
+                proxy = True
+                self._proxied_targets.add(where)
         if status == 200 and body.strip() == expected:
             return True, "ok"
-        return False, f"HTTP {status}" + ("" if status != 200 else ", wrong content")
+        return False, (f"HTTP {status}" + ("" if status != 200 else ", wrong content")
+                       + _proxied(proxy))
+
+    def _wants_proxy_protocol(self, addr: str, port: int) -> bool:
+        """Whether, per the config, nginx wants a PROXY protocol header on a
+        probe's connection to addr:port (see lookup.wants_proxy_protocol)."""
+        ip = lookup.ip_address(probes.connect_host(addr))
+        if ip is None:  # a listen by host name: nginx resolved it; we do not
+            return False
+        servers = self._load().servers()
+        if self._proxy_listens[0] is not servers:  # read again after an edit
+            self._proxy_listens = (servers, {})
+        known = self._proxy_listens[1]
+        if (addr, port) not in known:
+            known[(addr, port)] = lookup.wants_proxy_protocol(servers, ip, port)
+        return known[(addr, port)]
 
     def _all_served(self, achalls: list, targets: Dict[str, List[Tuple[str, int]]]) -> bool:
         return all(self._served(a, addr, port)[0]
@@ -744,13 +777,17 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             for name in sorted(set(names)):
                 if self._served_on_loopback(name, port, key_type, expected):
                     continue
-                targets = self._tls_targets(name, fullchain)
+                # (address, port, whether nginx wants a PROXY protocol header there)
+                targets = [(addr, target_port, self._wants_proxy_protocol(addr, target_port))
+                           for addr, target_port in self._tls_targets(name, fullchain)]
 
                 def serves_it(name=name, expected=expected, targets=targets) -> bool:
-                    return all(serves(name, addr, target_port, key_type, expected)
-                               for addr, target_port in targets)
+                    return all(serves(name, addr, target_port, key_type, expected,
+                                      proxy_protocol=proxy)
+                               for addr, target_port, proxy in targets)
                 if not probes.wait_until(serves_it, LIVE_TIMEOUT):
-                    where = ", ".join(f"{probes.connect_host(a)}:{p}" for a, p in targets)
+                    where = ", ".join(f"{probes.connect_host(a)}:{p}{_proxied(proxy)}"
+                                      for a, p, proxy in targets)
                     raise errors.PluginError(
                         f"nginx reloaded but does not serve {fullchain} for {name} on {where} "
                         f"after {LIVE_TIMEOUT:.0f} s; check its error log")
@@ -797,21 +834,29 @@ def _flush_at_exit() -> None:
         os._exit(1)
 
 
+def _proxied(proxy: bool) -> str:
+    """What a probe's report adds when it sent a PROXY protocol header."""
+    return " (sent with a PROXY protocol header: that listen has proxy_protocol)" if proxy else ""
+
+
 def serves(name: str, addr: str, port: int, key_type: Optional[str],
-           expected: Optional[bytes], timeout: float = 5.0) -> bool:
+           expected: Optional[bytes], timeout: float = 5.0,
+           proxy_protocol: bool = False) -> bool:
     """Whether nginx serves the certificate expected (of key_type) for name
     on addr:port.  A block may hold an RSA and an ECDSA certificate and
     picks per client: a default handshake gets the ECDSA one; a TLS 1.2
     handshake offering only ciphers of the expected key type gets that
-    one."""
-    first = probes.served_certificate(name, addr, port, timeout)
+    one.  With proxy_protocol, each handshake starts with a PROXY protocol
+    header."""
+    first = probes.served_certificate(name, addr, port, timeout,
+                                      proxy_protocol=proxy_protocol)
     if first == expected:
         return True
     if key_type is None:
         return False
     try:
-        return probes.served_certificate(name, addr, port, timeout,
-                                         key_type=key_type) == expected
+        return probes.served_certificate(name, addr, port, timeout, key_type=key_type,
+                                         proxy_protocol=proxy_protocol) == expected
     except ssl.SSLError as err:
         if err.reason != "TLSV1_ALERT_PROTOCOL_VERSION":
             raise

@@ -33,10 +33,35 @@ def is_local_address(ip: str) -> bool:
         return False
 
 
+def proxy_header(sock: socket.socket) -> bytes:
+    """A PROXY protocol v1 header for a connection of sock (what HAProxy's
+    send-proxy, or a cloud balancer, puts before the client's bytes).  The
+    source is loopback, not a public address of this machine: nginx with
+    `real_ip_header proxy_protocol` takes it as the client address, so the
+    probe is judged as a plain loopback probe would be."""
+    peer = sock.getpeername()
+    if sock.family == socket.AF_INET6:
+        family, source = "TCP6", "::1"
+    else:
+        family, source = "TCP4", "127.0.0.1"
+    return f"PROXY {family} {source} {peer[0]} {sock.getsockname()[1]} {peer[1]}\r\n".encode()
+
+
+class _ProxyProtocolConnection(http.client.HTTPConnection):
+    """An HTTP connection that sends a PROXY protocol header first."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.sendall(proxy_header(self.sock))
+
+
 def fetch(host: str, addr: str, port: int, path: str,
-          timeout: float = 5.0) -> Tuple[int, bytes]:
-    """GET path from addr:port with Host: host; (status, body)."""
-    conn = http.client.HTTPConnection(connect_host(addr), port, timeout=timeout)
+          timeout: float = 5.0, proxy_protocol: bool = False) -> Tuple[int, bytes]:
+    """GET path from addr:port with Host: host; (status, body).  With
+    proxy_protocol, a PROXY protocol header first (`listen ... proxy_protocol`
+    drops a connection without one)."""
+    connection = _ProxyProtocolConnection if proxy_protocol else http.client.HTTPConnection
+    conn = connection(connect_host(addr), port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": host, "Connection": "close",
                                            "User-Agent": "certbot-nginx-webroot self-check"})
@@ -51,12 +76,13 @@ _AUTH_CIPHERS = {"rsa": "aRSA", "ecdsa": "aECDSA"}
 
 
 def served_certificate(sni: str, addr: str, port: int, timeout: float = 5.0,
-                       key_type: Optional[str] = None) -> bytes:
+                       key_type: Optional[str] = None, proxy_protocol: bool = False) -> bytes:
     """DER of the certificate served to a TLS client asking for sni; with
     key_type ("rsa", "ecdsa"), to a TLS 1.2 client offering only ciphers
     authenticated by that key type (nginx picks the certificate it has of
     that type; TLS 1.3 picks by signature algorithms, which Python cannot
-    restrict)."""
+    restrict).  With proxy_protocol, a PROXY protocol header goes before the
+    ClientHello."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -64,6 +90,8 @@ def served_certificate(sni: str, addr: str, port: int, timeout: float = 5.0,
         context.maximum_version = ssl.TLSVersion.TLSv1_2
         context.set_ciphers(_AUTH_CIPHERS[key_type])
     with socket.create_connection((connect_host(addr), port), timeout=timeout) as sock:
+        if proxy_protocol:
+            sock.sendall(proxy_header(sock))
         with context.wrap_socket(sock, server_hostname=sni) as tls:
             return tls.getpeercert(binary_form=True) or b""
 

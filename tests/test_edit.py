@@ -236,3 +236,37 @@ def test_save_keeps_the_owner(tmp_path):
     st = os.stat(path)
     assert (st.st_uid, st.st_gid) == (4321, 4322)
     assert path.read_bytes() == b"server {\n    listen 81;\n}\n"
+
+
+@pytest.mark.parametrize("new", [b"server {\n    listen 80;\n    server_name a;\n}\n",
+                                 b"server{}\n"])  # longer, and shorter (no old tail)
+def test_save_keeps_a_hard_link_one_file(tmp_path, new):
+    """A site enabled with `ln` (no -s): both names stay one file, which
+    gets the new content, mode and owner unchanged, no stray temp file."""
+    main = _tree(tmp_path, {"nginx.conf": "http { include sites-enabled/*; }\n",
+                            "sites-available/site": "server {\n    listen 80;\n}\n"})
+    os.makedirs(tmp_path / "sites-enabled")
+    available, enabled = tmp_path / "sites-available/site", tmp_path / "sites-enabled/site"
+    os.link(available, enabled)
+    os.chmod(available, 0o640)
+    inode = os.stat(available).st_ino
+    write_atomic(str(enabled), new)
+    assert os.stat(enabled).st_ino == os.stat(available).st_ino == inode
+    assert os.stat(enabled).st_nlink == 2
+    assert available.read_bytes() == enabled.read_bytes() == new
+    assert stat.S_IMODE(os.stat(enabled).st_mode) == 0o640
+    assert sorted(os.listdir(tmp_path / "sites-enabled")) == ["site"]
+
+
+def test_config_save_into_a_hard_linked_file(tmp_path):
+    main = _tree(tmp_path, {"nginx.conf": "http { include sites-enabled/*; }\n",
+                            "sites-available/site": "server {\n    listen 80;\n}\n"})
+    os.makedirs(tmp_path / "sites-enabled")
+    os.link(tmp_path / "sites-available/site", tmp_path / "sites-enabled/site")
+    config = Config.load(main)
+    server = config.server_blocks()[0]
+    edit.insert(server, 1, "server_name a;", "\n", server.file)
+    config.mark_changed(server)
+    config.save()
+    assert (tmp_path / "sites-available/site").read_text() == \
+        "server {\n    listen 80;\n    server_name a;\n}\n"

@@ -3,7 +3,8 @@ import pytest
 
 from certbot_nginx_webroot.lookup import (DEFAULT, EXACT, REGEX, WILDCARD_HEAD, WILDCARD_TAIL,
                                           AmbiguousName, Listen, Server, answering,
-                                          name_rank, parse_listen, request_host)
+                                          ip_address, name_rank, parse_listen, request_host,
+                                          wants_proxy_protocol)
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -16,6 +17,8 @@ from certbot_nginx_webroot.lookup import (DEFAULT, EXACT, REGEX, WILDCARD_HEAD, 
     (["0.0.0.0:80", "default"], Listen("*", 80, False, True)),
     (["443", "ssl", "default_server", "reuseport"], Listen("*", 443, True, True)),
     (["localhost:81"], Listen("localhost", 81)),
+    (["127.0.0.1:80", "proxy_protocol"], Listen("127.0.0.1", 80, proxy_protocol=True)),
+    (["[::]:443", "ssl", "proxy_protocol"], Listen("[::]", 443, True, proxy_protocol=True)),
     (["unix:/run/nginx.sock"], None),
     (["443", "quic", "reuseport"], None),
 ])
@@ -153,3 +156,27 @@ def test_a_block_on_two_addresses_is_reported_with_the_first_address_of_the_conf
     found = answering(servers, "a", 8443, use_default=use_default)
     assert [(servers.index(m.server), m.listen) for m in found] == [
         (1, Listen("*", 8443, ssl=True))]
+
+
+@pytest.mark.parametrize("listens,ip,port,expected", [
+    # the address's own listen decides
+    ([["127.0.0.1:80 proxy_protocol"]], "127.0.0.1", 80, True),
+    ([["127.0.0.1:80 proxy_protocol"]], "127.0.0.1", 443, False),
+    # any listen of that address:port, in any block, turns it on (nginx ORs)
+    ([["127.0.0.1:80"], ["127.0.0.1:80 proxy_protocol"]], "127.0.0.1", 80, True),
+    ([["127.0.0.1:80 proxy_protocol"], ["127.0.0.1:80 default_server"]], "127.0.0.1", 80, True),
+    # an address of its own takes the connection from the wildcard
+    ([["80 proxy_protocol"], ["127.0.0.1:80"]], "127.0.0.1", 80, False),
+    ([["80"], ["127.0.0.1:80 proxy_protocol"]], "127.0.0.1", 80, True),
+    ([["80"], ["127.0.0.1:80 proxy_protocol"]], "127.0.0.2", 80, False),
+    ([["80 proxy_protocol"], ["127.0.0.1:80"]], "127.0.0.2", 80, True),
+    # the wildcard of the connection's family only
+    ([["80 proxy_protocol"], ["[::]:80"]], "::1", 80, False),
+    ([["80"], ["[::]:80 proxy_protocol"]], "::1", 80, True),
+    ([["[::1]:443 ssl proxy_protocol"]], "::1", 443, True),
+    # nothing listens there
+    ([["127.0.0.2:80 proxy_protocol"]], "127.0.0.1", 80, False),
+])
+def test_wants_proxy_protocol(listens, ip, port, expected):
+    servers = [_server(["a"], *specs) for specs in listens]
+    assert wants_proxy_protocol(servers, ip_address(ip), port) is expected

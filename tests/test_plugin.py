@@ -34,6 +34,7 @@ class FakeNginx:
         self.serving = ""  # config text loaded at the last reload
         self.running = True
         self.version_output = nginx_v("1.22.1", http2=True)  # what `nginx -V` prints
+        self.proxy_protocol_ports = set()  # drop a connection without a PROXY header
         monkeypatch.setattr(nginxctl.Nginx, "binary", lambda s: "/usr/sbin/nginx")
         monkeypatch.setattr(nginxctl.Nginx, "build_info",
                             lambda s: nginxctl.parse_build_info(self.version_output))
@@ -66,7 +67,9 @@ class FakeNginx:
                     text += f.read()
         return text
 
-    def fetch(self, host, addr, port, path, timeout=5.0):
+    def fetch(self, host, addr, port, path, timeout=5.0, proxy_protocol=False):
+        if port in self.proxy_protocol_ports and not proxy_protocol:
+            raise http.client.RemoteDisconnected("Remote end closed connection without response")
         if "acme-challenge" not in self.serving:
             return 404, b"not found"
         root = self.serving.split("root ", 1)[1].split(";", 1)[0]
@@ -485,7 +488,7 @@ def test_a_config_that_already_fails_nginx_t_is_not_touched(tmp_path, fake):
 def test_a_program_that_is_not_http_is_reported_as_the_cause(tmp_path, fake, monkeypatch):
     write_conf(tmp_path, {"a.conf": PROXY.replace("listen 80;", "listen 192.0.2.1:80;")})
 
-    def not_http(host, addr, port, path, timeout=5.0):
+    def not_http(host, addr, port, path, timeout=5.0, proxy_protocol=False):
         raise http.client.BadStatusLine("SSH-2.0-OpenSSH_9.2")
     monkeypatch.setattr(probes, "fetch", not_http)
     monkeypatch.setattr(plugin, "SELF_CHECK_TIMEOUT", 0.1)
@@ -681,7 +684,7 @@ def test_ip_address_challenge_is_asked_at_the_address_with_it_as_host(
         "listen 80;", "listen [::]:80 default_server;").replace("a.example", "b.example")})
     asked = []
     fetch = fake.fetch
-    monkeypatch.setattr(probes, "fetch", lambda host, addr, port, path, timeout=5.0: (
+    monkeypatch.setattr(probes, "fetch", lambda host, addr, port, path, timeout=5.0, proxy_protocol=False: (
         asked.append((host, addr, port)), fetch(host, addr, port, path))[1])
     monkeypatch.setattr(probes, "is_local_address", lambda ip: local)
     root = tmp_path / "nginx"
@@ -772,7 +775,7 @@ def test_renewals_of_two_lineages_for_one_name_are_both_checked(tmp_path, fake, 
               "ecdsa": probes.first_certificate_der(ecdsa[0])}
     asked = []
 
-    def served_certificate(sni, addr, port, timeout=5.0, key_type=None):
+    def served_certificate(sni, addr, port, timeout=5.0, key_type=None, proxy_protocol=False):
         asked.append(key_type)
         return served[key_type]
     monkeypatch.setattr(probes, "served_certificate", served_certificate)
@@ -801,7 +804,8 @@ def test_a_tls13_only_block_is_not_a_failed_rsa_check(tmp_path, fake, monkeypatc
     write_conf(tmp_path, {"a.conf": https_block(rsa, ecdsa)})
     default = [probes.first_certificate_der(ecdsa[0])]  # what a default handshake gets
 
-    def served_certificate(sni, addr, port, timeout=5.0, key_type=None, reason=None):
+    def served_certificate(sni, addr, port, timeout=5.0, key_type=None, reason=None,
+                           proxy_protocol=False):
         if key_type is None:
             return default[0]
         err = ssl.SSLError(1, "alert")
@@ -871,3 +875,26 @@ def test_the_pair_of_the_key_type_goes_before_an_unreadable_one(tmp_path, fake):
     root = write_conf(tmp_path, {"a.conf": https_block(("/gone/cert.pem", "/gone/key.pem"), rsa)})
     deploy(tmp_path, new)
     assert pairs_of(root) == ["/gone/cert.pem", "/gone/key.pem", *new]
+
+
+def test_the_self_check_sends_a_proxy_header_where_the_listen_wants_one(tmp_path, fake):
+    """nginx behind a balancer drops a request without a PROXY header: the
+    self-check sends one where the config listens with proxy_protocol."""
+    write_conf(tmp_path, {"a.conf": PROXY.replace("listen 80;", "listen 80 proxy_protocol;")})
+    fake.proxy_protocol_ports.add(80)
+    make_plugin(tmp_path).perform([achall("a.example")])
+    assert fake.reloads == 1
+
+
+def test_a_dropped_self_check_without_proxy_protocol_in_the_config_says_so(
+        tmp_path, fake, monkeypatch):
+    """Something drops the plain request but the config has no
+    proxy_protocol there: no header is sent, and the report does not
+    claim one was."""
+    write_conf(tmp_path, {"a.conf": PROXY})
+    fake.proxy_protocol_ports.add(80)
+    monkeypatch.setattr(plugin, "SELF_CHECK_TIMEOUT", 0.1)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).perform([achall("a.example")])
+    assert "via 127.0.0.1:80: RemoteDisconnected" in str(err.value)
+    assert "PROXY" not in str(err.value)

@@ -57,6 +57,94 @@ def test_a_server_that_is_not_http_is_a_probe_error(raw_server):
     assert probes.wait_until(lambda: probes.fetch("a", "*", port, "/")[0] == 200, 0) is False
 
 
+@pytest.fixture
+def recording_server():
+    """start(family, host): a loopback server on a free port that keeps
+    what each connection sends in received, answers HTTP 200 "ok", then
+    closes; returns (port, received)."""
+    servers = []
+
+    def start(family=socket.AF_INET, host="127.0.0.1"):
+        sock = socket.socket(family)
+        sock.bind((host, 0))
+        sock.listen(8)
+        received = []
+        done = threading.Event()
+
+        def serve():
+            sock.settimeout(0.2)
+            while not done.is_set():
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    continue
+                with conn:
+                    # The header and what follows are two writes: read
+                    # until the client waits for an answer.
+                    conn.settimeout(0.3)
+                    try:
+                        while True:
+                            data = conn.recv(65536)
+                            if not data:
+                                break
+                            received.append(data)
+                    except socket.timeout:
+                        pass
+                    try:
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    except OSError:
+                        pass
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        servers.append((sock, done, thread))
+        return sock.getsockname()[1], received
+    yield start
+    for sock, done, thread in servers:
+        done.set()
+        thread.join()
+        sock.close()
+
+
+def _received(received):
+    """What the server got on its one connection (TCP may split it)."""
+    return b"".join(received)
+
+
+def test_fetch_with_proxy_protocol_sends_the_header_first(recording_server):
+    port, received = recording_server()
+    assert probes.fetch("a.example", "*", port, "/x", proxy_protocol=True) == (200, b"ok")
+    header, _, request = _received(received).partition(b"\r\n")
+    proxy, family, source, dest, sport, dport = header.decode().split(" ")
+    assert (proxy, family, source, dest, dport) == ("PROXY", "TCP4", "127.0.0.1", "127.0.0.1",
+                                                    str(port))
+    assert 0 < int(sport) < 65536 and int(sport) != port
+    assert request.startswith(b"GET /x HTTP/1.1\r\n") and b"Host: a.example\r\n" in request
+
+
+def test_fetch_without_proxy_protocol_sends_none(recording_server):
+    port, received = recording_server()
+    probes.fetch("a.example", "*", port, "/x")
+    assert _received(received).startswith(b"GET /x ")
+
+
+def test_proxy_header_over_ipv6_is_tcp6_from_loopback(recording_server):
+    if not probes.is_local_address("::1"):
+        pytest.skip("no IPv6 loopback here")
+    port, received = recording_server(socket.AF_INET6, "::1")
+    probes.fetch("a.example", "[::1]", port, "/", proxy_protocol=True)
+    header = _received(received).split(b"\r\n")[0].decode().split(" ")
+    assert header[:4] == ["PROXY", "TCP6", "::1", "::1"] and header[5] == str(port)
+
+
+def test_served_certificate_sends_the_header_before_the_client_hello(recording_server):
+    port, received = recording_server()
+    with pytest.raises(probes.PROBE_ERRORS):  # the server speaks no TLS
+        probes.served_certificate("a.example", "*", port, timeout=2, proxy_protocol=True)
+    header, _, rest = _received(received).partition(b"\r\n")
+    assert header.startswith(b"PROXY TCP4 127.0.0.1 127.0.0.1 ")
+    assert rest[:1] == b"\x16"  # a TLS handshake record: the ClientHello
+
+
 def test_connect_host():
     assert probes.connect_host("*") == "127.0.0.1"
     assert probes.connect_host("[::]") == "::1"

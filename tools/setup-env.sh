@@ -3,7 +3,8 @@
 #
 # - System tools from apt, only those missing: nginx (any nginx already
 #   installed is used as it is), pebble and pebble-challtestsrv (a local ACME
-#   CA), openssl, and python3-venv (Debian's python3 has no venv or pip).
+#   CA), openssl, haproxy (the tests of nginx behind a load balancer), and
+#   python3-venv (Debian's python3 has no venv or pip).
 # - Python packages in a virtual environment inside the checkout, .venv,
 #   never in the system Python: certbot, acme, this plugin (editable), pytest
 #   and certbot-nginx (the tests that move a certificate from it).
@@ -20,6 +21,8 @@ _missing_packages() {
     command -v nginx >/dev/null || echo nginx-light
     { command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; } || echo pebble
     command -v openssl >/dev/null || echo openssl
+    # The tests of nginx behind a load balancer (listen ... proxy_protocol).
+    command -v haproxy >/dev/null || echo haproxy
     # Debian's python3 has no ensurepip (so no venv with pip) without python3-venv.
     python3 -c "import ensurepip, venv" 2>/dev/null || echo python3-venv
 }
