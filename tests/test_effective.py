@@ -89,21 +89,40 @@ def test_locations_from_an_include_count(tmp_path):
 def test_document_root_is_inherited_as_nginx_does(tmp_path, server_text, http_extra, expected):
     config, server = load(tmp_path, server_text + "\n", http_extra)
     assert sites.served_challenge_dir(config, server, "a.example", "/prefix") == \
-        f"{expected}/{CHALLENGE_DIR}"
+        (expected, CHALLENGE_DIR)  # the root is the admin's; below it is checked
 
 
 @pytest.mark.parametrize("server_text, expected", [
-    ("location /.well-known/acme-challenge/ { alias /srv/acme/; }", "/srv/acme"),
-    ("location ^~ /.well-known/ { alias /srv/wk/; }", "/srv/wk/acme-challenge"),
+    # the alias's own directory is checked, as .well-known/acme-challenge
+    # under a root is; the directory holding it is the admin's path
+    ("location /.well-known/acme-challenge/ { alias /srv/acme/; }", ("/srv", "acme")),
+    ("location ^~ /.well-known/ { alias /srv/wk/; }", ("/srv", "wk/acme-challenge")),
     # a nested location without root or alias inherits the outer alias
     ("location ^~ /.well-known/ { alias /srv/wk/; location /.well-known/acme-challenge/ {} }",
-     "/srv/wk/acme-challenge"),
+     ("/srv", "wk/acme-challenge")),
     ("location ^~ /.well-known/ { alias /srv/wk/;"
-     " location /.well-known/acme-challenge/ { root /srv/own; } }", f"/srv/own/{CHALLENGE_DIR}"),
+     " location /.well-known/acme-challenge/ { root /srv/own; } }", ("/srv/own", CHALLENGE_DIR)),
+    # a root written as an alias: checked as under that root
+    ("location /.well-known/ { alias /srv/site/.well-known/; }", ("/srv/site", CHALLENGE_DIR)),
+    ("location /.well-known/acme-challenge { alias /srv/site/.well-known/acme-challenge; }",
+     ("/srv/site", CHALLENGE_DIR)),
+    ("location /.well-known/acme-challenge/ { alias /srv/x/acme-challenge/; }",
+     ("/srv/x", "acme-challenge")),
+    ("location /.well-known/acme-challenge/ { alias /acme/; }", ("/", "acme")),
+    ("location /.well-known/acme-challenge/ { alias ../acme/; }", ("/etc", "acme")),  # prefix
 ])
 def test_alias(tmp_path, server_text, expected):
     config, server = load(tmp_path, "server { root /srv/site; %s }\n" % server_text)
-    assert sites.served_challenge_dir(config, server, "a.example", "/") == expected
+    assert sites.served_challenge_dir(config, server, "a.example", "/etc/nginx") == expected
+
+
+def test_an_alias_that_does_not_end_as_its_prefix_is_named(tmp_path):
+    # nginx joins the strings: /srv/acme + the token, a file beside the directory
+    config, server = load(tmp_path, "server {\n    listen 80;\n"
+                          "    location /.well-known/acme-challenge/ { alias /srv/acme; }\n}\n")
+    with pytest.raises(sites.SiteError) as err:
+        sites.served_challenge_dir(config, server, "a.example", "/")
+    assert "sites.conf:3" in str(err.value) and "/srv/acmenginx-webroot_Probe" in str(err.value)
 
 
 @pytest.mark.parametrize("location, message", [
@@ -183,6 +202,6 @@ def test_the_marked_location_is_adopted_on_the_next_run(tmp_path):
     config.save()
     again = Config.load(config.main_path)
     assert sites.ensure_challenge_location(again, again.server_blocks()[0], "/w",
-                                           "a.example") == f"/w/{CHALLENGE_DIR}"
+                                           "a.example") == ("/w", CHALLENGE_DIR)
     assert not again.changed
     assert (tmp_path / "sites.conf").read_text().count(edit.MARK) == 7

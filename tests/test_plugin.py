@@ -272,7 +272,7 @@ def test_location_in_an_included_snippet_is_recognised(tmp_path, fake):
         "location ^~ /.well-known/acme-challenge/ {\n    root %s;\n}\n" % webroot)
     config = Config.load(str(root / "nginx.conf"))
     served = sites.served_challenge_dir(config, config.server_blocks()[0], "a.example", "/")
-    assert served == str(webroot / ".well-known/acme-challenge")
+    assert served.path == str(webroot / ".well-known/acme-challenge")
 
 
 @pytest.mark.parametrize("location", [
