@@ -131,17 +131,21 @@ def served_challenge_dir(config: Config, server: Node, host: str,
 
 def keeps_the_ca_out(config: Config, server: Node, chain: List[Node]) -> Optional[str]:
     """What keeps the CA (anonymous, from a public address) out of the
-    innermost location of chain in server, and what to add to that location
-    to let it in; None when it may pass (effective.access)."""
+    innermost location of chain in server (the server itself, without one),
+    and what to add to let it in there alone; None when it may pass
+    (effective.access)."""
     levels = effective.scopes(config, server, chain)
     checks = [node for node in effective.access(config, levels) if node is not None]
     if not checks:
         return None
-    named = " and ".join(f"{' '.join([node.name] + node.args)} ({where(node)})"
-                         for node in checks)
+    named = " and ".join(
+        f"{' '.join([node.name] + [parser.quote(arg) for arg in node.args])} ({where(node)})"
+        for node in sorted(checks, key=lambda node: (node.file, node.line)))
+    opening = " ".join(_opening(config, levels))
+    fix = (f"add {opening} to that location" if chain else
+           f"add a location ^~ {CHALLENGE_PREFIX} with {opening} to that block")
     return (f"{named} {'keeps' if len(checks) == 1 else 'keep'} the CA out (it asks from "
-            f"public addresses, not from this machine); add "
-            f"{' '.join(_opening(config, levels))} to that location")
+            f"public addresses, not from this machine); {fix}")
 
 
 def ca_kept_out(config: Config, server: Node, host: str) -> Optional[str]:
