@@ -21,6 +21,7 @@ import re
 import socket
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
+from certbot_nginx_webroot import lookup
 from certbot_nginx_webroot.config import Config
 from certbot_nginx_webroot.parser import Node
 
@@ -228,15 +229,33 @@ def machine_hostname() -> str:
     return socket.gethostname().lower()
 
 
+def server_name_captures(names: List[str], host: str) -> Dict[str, str]:
+    """The named captures nginx sets when it chose the block for host by a
+    regular expression of its server_name (the first that matches; only when
+    no exact or wildcard name matches, as nginx looks those up first)."""
+    rank = lookup.server_rank(host, names)
+    if rank is None or rank[0] != lookup.REGEX:
+        return {}
+    for name in names:
+        rx = pcre(name[1:], True) if name.startswith("~") else None
+        found = rx.search(host) if rx is not None else None
+        if found:
+            return {key: value or "" for key, value in found.groupdict().items()}
+    return {}
+
+
 def request_variables(config: Config, server: Node, host: str) -> Dict[str, str]:
     """The variables a document path may use, with the values nginx gives
     them for the CA's request for host (the Host header it sends) to server:
     $host (the Host header without port, lowercased), $http_host (the header
-    as sent), $server_name and $hostname."""
+    as sent), $server_name, $hostname, and the named captures of the
+    server_name regex that chose the block."""
     names = next((list(s.names) for s in config.servers() if s.ref is server), [])
     hostname = machine_hostname()
-    return {"host": host.lower().rstrip("."), "http_host": host,
-            "server_name": server_name_variable(names, hostname), "hostname": hostname}
+    request_host = host.lower().rstrip(".")
+    return dict(server_name_captures(names, request_host), host=request_host,
+                http_host=host, server_name=server_name_variable(names, hostname),
+                hostname=hostname)
 
 
 class MappedPath(NamedTuple):

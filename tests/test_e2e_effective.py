@@ -62,6 +62,25 @@ server {
     assert os.path.isfile(certbot.live("www.primary.example"))
 
 
+def test_a_root_named_by_server_name_captures(acme, nginx):
+    # nginx's documented hosting layout: the regex that chose the block sets
+    # its named captures as variables.
+    os.makedirs(os.path.join(nginx.prefix, "www", "ann"))
+    certbot = start_site(acme, nginx, """\
+server {
+    listen {http};
+    server_name ~^(?<user>[a-z]+)\\.users\\.example$;
+    root {prefix}/www/$user;
+    location /.well-known/acme-challenge/ { allow all; }
+}
+""")
+    before = nginx.snapshot()
+    proc = certonly(certbot, "ann.users.example")
+    assert nginx.snapshot() == before and nginx.reloads() == 0
+    assert os.path.join(nginx.prefix, "www", "ann", ".well-known", "acme-challenge") in \
+        proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("location, link", [
     # the alias directory itself is a symlink
     ("location /.well-known/acme-challenge/ { alias {prefix}/acme-files/; }", "acme-files"),

@@ -288,3 +288,27 @@ def test_root_with_hostname_is_the_machines_name(tmp_path):
                           "    location /.well-known/acme-challenge/ {}\n}\n")
     assert sites.served_challenge_dir(config, server, "x.example", "/") == \
         (f"/srv/{effective.machine_hostname()}", CHALLENGE_DIR)
+
+
+@pytest.mark.parametrize("names, root, host, expected", [
+    # a hosting layout: the block chosen by its regex, whose captures name the directory
+    ("~^(?<user>[a-z0-9-]+)\\.users\\.example$", "/home/$user/www", "ann.users.example",
+     "/home/ann/www"),
+    ("~^(?P<user>.+)\\.users\\.example$ fallback.example", "/home/${user}", "bob.users.example",
+     "/home/bob"),
+])
+def test_root_with_server_name_captures(tmp_path, names, root, host, expected):
+    config, server = load(tmp_path, "server {\n    listen 80;\n    server_name %s;\n"
+                          "    root %s;\n    location /.well-known/acme-challenge/ {}\n}\n"
+                          % (names, root))
+    assert sites.served_challenge_dir(config, server, host, "/") == (expected, CHALLENGE_DIR)
+
+
+def test_captures_are_not_set_when_a_plain_name_chose_the_block(tmp_path):
+    config, server = load(tmp_path, "server {\n    listen 80;\n"
+                          "    server_name ~^(?<user>.+)\\.example$ www.example;\n"
+                          "    root /home/$user;\n"
+                          "    location /.well-known/acme-challenge/ {}\n}\n")
+    with pytest.raises(sites.SiteError) as err:
+        sites.served_challenge_dir(config, server, "www.example", "/")
+    assert "$user" in str(err.value) and "sites.conf:5" in str(err.value)
