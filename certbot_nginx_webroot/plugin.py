@@ -407,7 +407,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                                names: List[str]) -> None:
         """When every name is served from one adopted <dir>/.well-known/acme-challenge,
         make <dir> this run's --nginx-webroot-path: certbot stores it in the
-        renewal conf, so renewals find the files served without parsing."""
+        renewal conf, so renewals write the files where they are served at
+        once, with no lookup of the location."""
         if len(adopted) != 1:
             return
         directory, served = next(iter(adopted.items()))
