@@ -217,7 +217,12 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                     problems = self._not_served(achalls, targets)  # while the edit is live
                     self._undo_pending_edit()
                     # Hints name lines of the files as restored, which the user reads.
-                    raise errors.PluginError(self._not_served_report(problems, targets))
+                    # Where the plugin found nginx serves them: the adopted
+                    # directories, and its own webroot where it added a location.
+                    written = {served.path for served in adopted} | \
+                        ({self._challenges.directory} if reloaded or not adopted else set())
+                    raise errors.PluginError(self._not_served_report(problems, targets,
+                                                                     sorted(written)))
                 self._finish_pending_edit()
                 if not reloaded:
                     self._store_adopted_webroot(adopted, names)
@@ -323,7 +328,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         return problems
 
     def _not_served_report(self, problems: List[str],
-                           targets: Dict[str, List[Tuple[str, int]]]) -> str:
+                           targets: Dict[str, List[Tuple[str, int]]],
+                           written: List[str]) -> str:
         hints = []
         config = self._load()
         for name in sorted(targets):
@@ -331,12 +337,9 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 hints += [f"the server-level if at {sites.where(node)} may answer "
                           f"{name}'s challenges" for node in
                           sites.server_level_ifs(config, match.server.ref)]
-        # Where the files are, which is where the plugin found nginx serves them.
-        written = [files.directory for files in [self._challenges] + self._adopted_challenges
-                   if files is not None]
         return ("nginx does not serve the challenge files, so the CA was not asked to "
                 "validate: " + "; ".join(problems + sorted(set(hints))) +
-                f"; the files were written to {', '.join(sorted(set(written)))}")
+                f"; the files were written to {', '.join(written)}")
 
     def cleanup(self, achalls: list) -> None:
         self._remove_challenge_files()

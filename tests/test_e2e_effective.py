@@ -62,6 +62,25 @@ server {
     assert os.path.isfile(certbot.live("www.primary.example"))
 
 
+def test_a_refusal_names_the_directory_the_files_went_to(acme, nginx):
+    # The first name's directory, which nginx's workers (nobody) cannot read.
+    site_dir = os.path.join(nginx.prefix, "www", "primary.example")
+    os.makedirs(site_dir, mode=0o700)
+    certbot = start_site(acme, nginx, """\
+server {
+    listen {http};
+    server_name primary.example www.primary.example;
+    root {prefix}/www/$server_name;
+    location /.well-known/acme-challenge/ { allow all; }
+}
+""")
+    scene = Scene(nginx, "www.primary.example")
+    out = scene.unchanged(certonly(certbot, "www.primary.example", check=False),
+                          "nginx does not serve the challenge files")
+    assert "the files were written to %s/.well-known/acme-challenge\n" % site_dir in out
+    assert os.listdir(site_dir) == []  # and removed
+
+
 def test_a_root_named_by_server_name_captures(acme, nginx):
     # nginx's documented hosting layout: the regex that chose the block sets
     # its named captures as variables.
