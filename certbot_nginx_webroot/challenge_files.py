@@ -27,19 +27,12 @@ class ChallengeFileError(Exception):
     """A challenge file cannot be written where nginx serves it."""
 
 
-def in_directory(directory: str) -> "ChallengeFiles":
-    """The challenge files of one run in a directory nginx already serves
-    them from (a location the plugin adopted): the files go straight into
-    it; below a webroot's .well-known/acme-challenge, the webroot is the
-    admin's path and the rest is made and checked as for our own."""
-    suffix = os.sep + challenges.HTTP01.URI_ROOT_PATH
-    if directory.endswith(suffix) and len(directory) > len(suffix):
-        return ChallengeFiles(directory[:-len(suffix)])
-    return ChallengeFiles(directory, "")
-
-
 class ChallengeFiles:
-    """The challenge files of one run under webroot."""
+    """The challenge files of one run in webroot/subdirectory: the plugin's
+    own webroot, or a directory nginx already serves them from (adopted:
+    webroot is the admin's path, the root or the directory holding an
+    alias's target; subdirectory is what the request path names below it,
+    made and checked as for our own)."""
 
     def __init__(self, webroot: str, subdirectory: str = challenges.HTTP01.URI_ROOT_PATH
                  ) -> None:

@@ -15,10 +15,13 @@ its nested locations are searched; then, unless that prefix has ``^~``, the
 regular expressions of the level are tried in order and the first match
 (with its own nested locations) wins.
 """
+import ipaddress
 import os
 import re
+import socket
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
+from certbot_nginx_webroot import lookup
 from certbot_nginx_webroot.config import Config
 from certbot_nginx_webroot.parser import Node
 
@@ -141,7 +144,8 @@ def own(config: Config, level: Node, *names: str) -> List[Node]:
 
 
 class Access(NamedTuple):
-    """What keeps an anonymous client (the CA) out, with the directive."""
+    """What keeps an anonymous client from a public address (the CA) out,
+    with the directive."""
     auth_basic: Optional[Node]
     auth_request: Optional[Node]
     deny: Optional[Node]
@@ -150,28 +154,163 @@ class Access(NamedTuple):
         return any(self)
 
 
+# The CA validates from public addresses it does not announce, over IPv4 or
+# IPv6.  An access rule decides for it when its range holds every public
+# address of the family (`all`, 0.0.0.0/0, 2000::/3 or wider); a narrower
+# range names particular networks (an office, loopback, a blocklist), which
+# the plugin takes the CA's addresses not to be in.
+PUBLIC_SPACE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("2000::/3"))
+
+
+def decides_for_public(rule: Node, public: "ipaddress._BaseNetwork") -> bool:
+    """Does this allow/deny rule apply to every public address of the family
+    of public?  (nginx tries IPv4 rules on IPv4 clients, IPv6 rules on IPv6
+    ones, `all` on both, `unix:` on unix-socket clients only.)"""
+    if rule.args == ["all"]:
+        return True
+    if len(rule.args) != 1:
+        return False
+    try:
+        network = ipaddress.ip_network(rule.args[0], strict=False)
+    except ValueError:  # unix:, or what nginx -t would refuse
+        return False
+    return network.version == public.version and public.subnet_of(network)
+
+
+def first_rule_for_public(rules: List[Node]) -> List[Optional[Node]]:
+    """For each family of PUBLIC_SPACE, the rule nginx's access module
+    applies to a public client: the first that matches it (None: no rule
+    matches, and the module lets the request pass)."""
+    return [next((r for r in rules if decides_for_public(r, public)), None)
+            for public in PUBLIC_SPACE]
+
+
 def access(config: Config, levels: List[Node]) -> Access:
-    """The access checks in force at the innermost of levels that an
-    anonymous client from an address nobody listed would fail."""
+    """The access checks in force at the innermost of levels that keep an
+    anonymous client from a public address out (empty when it passes).
+
+    allow/deny: the rules of the innermost level that has any (a level with
+    rules of its own replaces the outer ones), the first that matches the
+    client deciding.  auth_basic and auth_request refuse an anonymous client.
+    With ``satisfy any`` one check that admits it is enough: an allow rule
+    for it, or no check at all that applies."""
     def on(name: str) -> Optional[Node]:
         found = inherited(config, levels, name)
         return found[0] if found and found[0].args[:1] != ["off"] else None
-    deny = None
-    for rule in inherited(config, levels, "allow", "deny"):
-        if rule.args == ["all"]:  # the first rule for every address decides
-            deny = rule if rule.name == "deny" else None
-            break
+    verdicts = first_rule_for_public(inherited(config, levels, "allow", "deny"))
+    deny = next((rule for rule in verdicts if rule is not None and rule.name == "deny"), None)
+    satisfy = inherited(config, levels, "satisfy")
+    if satisfy and satisfy[0].args == ["any"] and \
+            all(rule is not None and rule.name == "allow" for rule in verdicts):
+        return Access(None, None, None)
     return Access(on("auth_basic"), on("auth_request"), deny)
 
 
+def server_name_variable(names: List[str], hostname: str) -> str:
+    """nginx's $server_name for a block whose server_name arguments are
+    names: its first name (whichever name the request was for), lowercased,
+    without the leading dot of ``.example.com``; a regular expression as
+    written (with its ``~``); ``$hostname`` the machine's host name; "" for
+    a block without server_name (ngx_http_core_server_name and
+    ngx_http_core_merge_srv_conf)."""
+    if not names:
+        return ""
+    first = names[0]
+    if first.startswith("~"):
+        return first
+    if first.lower() == "$hostname":
+        return hostname
+    first = first.lower()
+    return first[1:] if first.startswith(".") else first
+
+
+def machine_hostname() -> str:
+    """nginx's $hostname: gethostname(), lowercased."""
+    return socket.gethostname().lower()
+
+
+def server_name_captures(names: List[str], host: str) -> Dict[str, str]:
+    """The named captures nginx sets when it chose the block for host by a
+    regular expression of its server_name (the first that matches; only when
+    no exact or wildcard name matches, as nginx looks those up first)."""
+    rank = lookup.server_rank(host, names)
+    if rank is None or rank[0] != lookup.REGEX:
+        return {}
+    for name in names:
+        rx = pcre(name[1:], True) if name.startswith("~") else None
+        found = rx.search(host) if rx is not None else None
+        if found:
+            return {key: value or "" for key, value in found.groupdict().items()}
+    return {}
+
+
+def request_variables(config: Config, server: Node, host: str) -> Dict[str, str]:
+    """The variables a document path may use, with the values nginx gives
+    them for the CA's request for host (the Host header it sends) to server:
+    $host (the Host header without port, lowercased), $http_host (the header
+    as sent), $server_name, $hostname, and the named captures of the
+    server_name regex that chose the block."""
+    names = next((list(s.names) for s in config.servers() if s.ref is server), [])
+    hostname = machine_hostname()
+    request_host = host.lower().rstrip(".")
+    return dict(server_name_captures(names, request_host), host=request_host,
+                http_host=host, server_name=server_name_variable(names, hostname),
+                hostname=hostname)
+
+
+class MappedPath(NamedTuple):
+    """A file (or directory) nginx maps a request path to, split where the
+    admin's path ends: base is the root, or the directory holding an alias's
+    target; below are the parts the request path names under it.  Challenge
+    files are never written through a symlink below base (base itself may be
+    one, as a webroot may)."""
+    base: str
+    below: str
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.base, self.below) if self.below else self.base
+
+    @property
+    def parent(self) -> "MappedPath":
+        return MappedPath(self.base, os.path.dirname(self.below))
+
+
+def alias_base(alias_dir: str, pattern: str) -> str:
+    """Where the admin's path ends in an alias's directory for a location
+    with this prefix: nginx maps the prefix onto the alias, so the alias's
+    last component stands where the prefix's last directory would under a
+    root, and is checked like it; an alias that repeats the prefix's last
+    components (a root written as an alias: ``location /.well-known/ {
+    alias /srv/site/.well-known/; }``) has all of those checked, as under
+    ``root /srv/site``."""
+    alias_parts = alias_dir.rstrip("/").split("/")
+    prefix_parts = [part for part in pattern.split("/") if part]
+    repeated = 0
+    while repeated < min(len(alias_parts) - 1, len(prefix_parts)) and \
+            alias_parts[-1 - repeated] == prefix_parts[-1 - repeated]:
+        repeated += 1
+    return "/".join(alias_parts[:-max(repeated, 1)]) or "/"
+
+
 def document_path(config: Config, server: Node, chain: List[Node], uri: str,
-                  prefix: str, host: str) -> str:
+                  prefix: str, host: str) -> MappedPath:
     """The file nginx maps uri to in the innermost of chain (root or alias,
-    inherited), with $host and $server_name filled in for host.
+    inherited), for the CA's request for host (variables as nginx fills
+    them: request_variables); relative paths from nginx's prefix.
 
     :raises Unknown: the path depends on other variables or a regex capture
     """
-    path = None
+    variables = request_variables(config, server, host)
+
+    def filled(path: str) -> str:
+        def fill(m: "re.Match[str]") -> str:
+            name = m.group(1) or m.group(2)
+            if name not in variables:
+                raise Unknown(f"the document path {path} depends on ${name}")
+            return variables[name]
+        return os.path.join(prefix, _VARIABLE.sub(fill, path))
+
     for node in reversed(chain):
         aliases = own(config, node, "alias")
         if aliases and aliases[0].args:
@@ -179,24 +318,19 @@ def document_path(config: Config, server: Node, chain: List[Node], uri: str,
             if match is None or match.kind in ("~", "~*"):
                 raise Unknown(f"the alias at {aliases[0].file}:{aliases[0].line} is in a "
                               "regex location; its path depends on the match")
-            path = aliases[0].args[0] + uri[len(match.pattern):]
-            break
+            alias = filled(aliases[0].args[0])
+            # nginx joins the strings: "alias /srv/x;" for "/p/" maps /p/f to /srv/xf.
+            path = os.path.normpath(alias + uri[len(match.pattern):])
+            base = os.path.normpath(alias_base(os.path.normpath(alias), match.pattern))
+            if base != "/" and not path.startswith(base + "/"):
+                base = os.path.dirname(path)
+            return MappedPath(base, os.path.relpath(path, base))
         roots = own(config, node, "root")
         if roots and roots[0].args:
-            path = roots[0].args[0] + uri
-            break
-    if path is None:
-        roots = inherited(config, scopes(config, server, []), "root")
-        path = (roots[0].args[0] if roots and roots[0].args else "html") + uri
-    values: Dict[str, str] = {"host": host, "http_host": host, "server_name": host}
-
-    def fill(m: "re.Match[str]") -> str:
-        name = m.group(1) or m.group(2)
-        if name not in values:
-            raise Unknown(f"the document path {path} depends on ${name}")
-        return values[name]
-    path = _VARIABLE.sub(fill, path)
-    return os.path.normpath(os.path.join(prefix, path))
+            return MappedPath(os.path.normpath(filled(roots[0].args[0])), uri.lstrip("/"))
+    roots = inherited(config, scopes(config, server, []), "root")
+    root = roots[0].args[0] if roots and roots[0].args else "html"
+    return MappedPath(os.path.normpath(filled(root)), uri.lstrip("/"))
 
 
 def serves_files(config: Config, level: Node, uri_variable: str = "$uri") -> Optional[Node]:

@@ -24,6 +24,7 @@ from certbot.plugins import util as plugin_util
 if TYPE_CHECKING:
     from certbot_nginx_webroot.challenge_files import ChallengeFiles
     from certbot_nginx_webroot.config import Config
+    from certbot_nginx_webroot.effective import MappedPath
 
 
 def _lazy_module(name: str):
@@ -197,14 +198,18 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         try:
             responses = [self._write_challenge(achall) for achall in achalls]
             hosts = sorted({achall_host(a) for a in achalls})
-            if not self._all_served(achalls, {h: self._probe_targets(h) for h in hosts}):
+            if self._all_served(achalls, {h: self._probe_targets(h) for h in hosts}):
+                self._ca_must_pass(hosts)
+            else:
                 names = hosts
                 self._nginx_must_run()  # before any edit: the edit would need a reload
                 reloaded, adopted = self._ensure_challenge_locations(names, achalls)
-                for directory in sorted(set(adopted) - {self._challenges.directory}):
-                    say(f"nginx serves challenges for {', '.join(adopted[directory])} "
-                        f"from {directory}; writing them there")
-                    files = challenge_files.in_directory(directory)
+                for served in sorted(adopted):
+                    if served.path == self._challenges.directory:
+                        continue
+                    say(f"nginx serves challenges for {', '.join(adopted[served])} "
+                        f"from {served.path}; writing them there")
+                    files = challenge_files.ChallengeFiles(served.base, served.below)
                     self._adopted_challenges.append(files)
                     for achall in achalls:
                         self._write_challenge(achall, files)
@@ -215,7 +220,12 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                     problems = self._not_served(achalls, targets)  # while the edit is live
                     self._undo_pending_edit()
                     # Hints name lines of the files as restored, which the user reads.
-                    raise errors.PluginError(self._not_served_report(problems, targets))
+                    # Where the plugin found nginx serves them: the adopted
+                    # directories, and its own webroot where it added a location.
+                    written = {served.path for served in adopted} | \
+                        ({self._challenges.directory} if reloaded or not adopted else set())
+                    raise errors.PluginError(self._not_served_report(problems, targets,
+                                                                     sorted(written)))
                 self._finish_pending_edit()
                 if not reloaded:
                     self._store_adopted_webroot(adopted, names)
@@ -224,6 +234,25 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             self._undo_pending_edit()
             raise
         return responses
+
+    def _ca_must_pass(self, names: List[str]) -> None:
+        """The self-check asks from this machine; the CA asks from public
+        addresses.  Where nginx's access checks let the one in and keep the
+        other out (``allow 127.0.0.1; deny all;``), stop before the CA is
+        asked.  A configuration the plugin cannot read is not judged: nginx
+        serves the files, and this check only spares a failed validation."""
+        try:
+            config = self._load()
+            problems = [sites.ca_kept_out(config, match.server.ref, name)
+                        for name in names
+                        for match in sites.answering(config, name, self.config.http01_port)]
+        except (errors.PluginError, sites.SiteError) as err:
+            logger.warning("Not checking that nginx lets the CA in: %s", err)
+            return
+        problems = [problem for problem in problems if problem]
+        if problems:
+            raise errors.PluginError("; ".join(sorted(set(problems))) +
+                                     "; the CA was not asked to validate")
 
     def _write_challenge(self, achall: Any, files: Optional[ChallengeFiles] = None) -> Any:
         response, validation = achall.response_and_validation()
@@ -332,7 +361,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         return problems
 
     def _not_served_report(self, problems: List[str],
-                           targets: Dict[str, List[Tuple[str, int]]]) -> str:
+                           targets: Dict[str, List[Tuple[str, int]]],
+                           written: List[str]) -> str:
         hints = []
         config = self._load()
         for name in sorted(targets):
@@ -341,7 +371,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                           f"{name}'s challenges" for node in
                           sites.server_level_ifs(config, match.server.ref)]
         return ("nginx does not serve the challenge files, so the CA was not asked to "
-                "validate: " + "; ".join(problems + sorted(set(hints))))
+                "validate: " + "; ".join(problems + sorted(set(hints))) +
+                f"; the files were written to {', '.join(written)}")
 
     def cleanup(self, achalls: list) -> None:
         self._remove_challenge_files()
@@ -353,7 +384,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._adopted_challenges = []
 
     def _ensure_challenge_locations(self, names: List[str], achalls: list
-                                    ) -> Tuple[bool, Dict[str, List[str]]]:
+                                    ) -> Tuple[bool, Dict[MappedPath, List[str]]]:
         """Make every block answering names serve challenges: a block
         whose own location for them serves a directory keeps it; the others
         get the plugin's location.  Returns whether that took an edit (and so
@@ -363,7 +394,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         config = self._load()
         root = self._webroot()
         http_port, https_port = self.config.http01_port, self.config.https_port
-        adopted: Dict[str, List[str]] = {}
+        adopted: Dict[MappedPath, List[str]] = {}
         try:
             homeless = []
             prefix = None
@@ -408,16 +439,18 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._reload()
         return True, adopted
 
-    def _store_adopted_webroot(self, adopted: Dict[str, List[str]], names: List[str]) -> None:
+    def _store_adopted_webroot(self, adopted: Dict[MappedPath, List[str]],
+                               names: List[str]) -> None:
         """When every name is served from one adopted <dir>/.well-known/acme-challenge,
         make <dir> this run's --nginx-webroot-path: certbot stores it in the
-        renewal conf, so renewals find the files served without parsing."""
-        suffix = os.sep + challenges.HTTP01.URI_ROOT_PATH
+        renewal conf, so renewals write the files where they are served at
+        once, with no lookup of the location."""
         if len(adopted) != 1:
             return
         directory, served = next(iter(adopted.items()))
-        if directory.endswith(suffix) and sorted(served) == sorted(names):
-            setattr(self.config, self.dest("path"), directory[:-len(suffix)] or "/")
+        if directory.below == challenges.HTTP01.URI_ROOT_PATH and \
+                sorted(served) == sorted(names):
+            setattr(self.config, self.dest("path"), directory.base)
 
     def _nginx_prefix(self) -> str:
         """nginx's prefix, which relative root and alias paths start from."""

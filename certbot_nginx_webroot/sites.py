@@ -132,7 +132,7 @@ def _opening(config: Config, levels: List[Node]) -> List[str]:
 
 
 def served_challenge_dir(config: Config, server: Node, host: str,
-                         prefix: str) -> Optional[str]:
+                         prefix: str) -> Optional[effective.MappedPath]:
     """The directory server already serves challenge files from for host,
     through a location of its own for them (nginx's choice for the challenge
     path, nested locations, root/alias inheritance and try_files included);
@@ -154,21 +154,56 @@ def served_challenge_dir(config: Config, server: Node, host: str,
             f"the location at {where(node)} answers the challenge path for {host} with "
             f"{handler.name} ({where(handler)}) instead of files from a directory; make it "
             "serve files (root or alias) or remove it")
-    opening = _opening(config, effective.scopes(config, server, chain))
-    if opening:
-        raise SiteError(
-            f"the location at {where(node)} serves challenges for {host} but the server's "
-            f"access checks keep the CA out; add {' '.join(opening)} to it")
+    problem = keeps_the_ca_out(config, server, chain)
+    if problem:
+        raise SiteError(f"the location at {where(node)} serves challenges for {host}, "
+                        f"but {problem}")
     try:
         path = effective.document_path(config, server, chain, uri, prefix, host)
     except effective.Unknown as err:
         raise SiteError(f"the location at {where(node)} serves challenges for {host} from "
                         f"a path the plugin cannot name: {err}") from err
-    return os.path.dirname(path)
+    if os.path.basename(path.path) != os.path.basename(uri):
+        raise SiteError(f"the location at {where(node)} maps {uri} for {host} to "
+                        f"{path.path}, not to a file of that name in a directory; end its "
+                        "alias with / as its prefix ends")
+    return path.parent
+
+
+def keeps_the_ca_out(config: Config, server: Node, chain: List[Node]) -> Optional[str]:
+    """What keeps the CA (anonymous, from a public address) out of the
+    innermost location of chain in server (the server itself, without one),
+    and what to add to let it in there alone; None when it may pass
+    (effective.access)."""
+    levels = effective.scopes(config, server, chain)
+    checks = [node for node in effective.access(config, levels) if node is not None]
+    if not checks:
+        return None
+    named = " and ".join(
+        f"{' '.join([node.name] + [parser.quote(arg) for arg in node.args])} ({where(node)})"
+        for node in sorted(checks, key=lambda node: (node.file, node.line)))
+    opening = " ".join(_opening(config, levels))
+    fix = (f"add {opening} to that location" if chain else
+           f"add a location ^~ {CHALLENGE_PREFIX} with {opening} to that block")
+    return (f"{named} {'keeps' if len(checks) == 1 else 'keep'} the CA out (it asks from "
+            f"public addresses, not from this machine); {fix}")
+
+
+def ca_kept_out(config: Config, server: Node, host: str) -> Optional[str]:
+    """Why nginx keeps the CA out of server's answer to host's challenge
+    requests, naming the location (or the server block, without one) and
+    the directives; None when it lets the CA in."""
+    chain = effective.select_location(config, server, challenge_uri())
+    problem = keeps_the_ca_out(config, server, chain)
+    if problem is None:
+        return None
+    place = f"the location at {where(chain[-1])}" if chain else \
+        f"the server block at {where(server)}"
+    return f"{place} serves challenges for {host}, but {problem}"
 
 
 def ensure_challenge_location(config: Config, server: Node, root: str, host: str,
-                              prefix: str = "/") -> Optional[str]:
+                              prefix: str = "/") -> Optional[effective.MappedPath]:
     """Make server serve host's challenge files: the directory it already
     serves them from (nothing edited), else None after inserting the
     plugin's location serving root, opened past the server's access checks.

@@ -120,15 +120,25 @@ def test_created_directories_get_the_webroots_owner(tmp_path):
         assert (st.st_uid, st.st_gid) == (65534, 65534)
 
 
-def test_an_adopted_directory_gets_the_files_straight_in(tmp_path):
-    # An alias location serves tmp/acme itself; a root location serves
+def test_an_adopted_directory_below_an_admins_path(tmp_path):
+    # An alias location serves tmp/acme itself: the files go straight in, and
+    # tmp/acme, made here, is removed; a root location serves
     # <root>/.well-known/acme-challenge, made and checked as for our own.
-    alias = challenge_files.in_directory(str(tmp_path / "acme"))
+    alias = ChallengeFiles(str(tmp_path), "acme")
     alias.write("tok", b"v")
     assert (tmp_path / "acme" / "tok").read_bytes() == b"v"
-    root = challenge_files.in_directory(str(tmp_path / "site" / ".well-known/acme-challenge"))
-    assert root.webroot == str(tmp_path / "site")
+    root = ChallengeFiles(str(tmp_path / "site"))
     root.write("tok", b"w")
     alias.remove_all()
     root.remove_all()
     assert not (tmp_path / "acme").exists() and not (tmp_path / "site").exists()
+
+
+def test_an_alias_directory_that_is_a_symlink_is_not_written_through(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "acme").symlink_to(elsewhere)
+    with pytest.raises(challenge_files.ChallengeFileError) as err:
+        ChallengeFiles(str(tmp_path), "acme").write("tok", b"v")
+    assert f"{tmp_path / 'acme'} is a symlink; not writing through it" in str(err.value)
+    assert list(elsewhere.iterdir()) == []

@@ -89,21 +89,40 @@ def test_locations_from_an_include_count(tmp_path):
 def test_document_root_is_inherited_as_nginx_does(tmp_path, server_text, http_extra, expected):
     config, server = load(tmp_path, server_text + "\n", http_extra)
     assert sites.served_challenge_dir(config, server, "a.example", "/prefix") == \
-        f"{expected}/{CHALLENGE_DIR}"
+        (expected, CHALLENGE_DIR)  # the root is the admin's; below it is checked
 
 
 @pytest.mark.parametrize("server_text, expected", [
-    ("location /.well-known/acme-challenge/ { alias /srv/acme/; }", "/srv/acme"),
-    ("location ^~ /.well-known/ { alias /srv/wk/; }", "/srv/wk/acme-challenge"),
+    # the alias's own directory is checked, as .well-known/acme-challenge
+    # under a root is; the directory holding it is the admin's path
+    ("location /.well-known/acme-challenge/ { alias /srv/acme/; }", ("/srv", "acme")),
+    ("location ^~ /.well-known/ { alias /srv/wk/; }", ("/srv", "wk/acme-challenge")),
     # a nested location without root or alias inherits the outer alias
     ("location ^~ /.well-known/ { alias /srv/wk/; location /.well-known/acme-challenge/ {} }",
-     "/srv/wk/acme-challenge"),
+     ("/srv", "wk/acme-challenge")),
     ("location ^~ /.well-known/ { alias /srv/wk/;"
-     " location /.well-known/acme-challenge/ { root /srv/own; } }", f"/srv/own/{CHALLENGE_DIR}"),
+     " location /.well-known/acme-challenge/ { root /srv/own; } }", ("/srv/own", CHALLENGE_DIR)),
+    # a root written as an alias: checked as under that root
+    ("location /.well-known/ { alias /srv/site/.well-known/; }", ("/srv/site", CHALLENGE_DIR)),
+    ("location /.well-known/acme-challenge { alias /srv/site/.well-known/acme-challenge; }",
+     ("/srv/site", CHALLENGE_DIR)),
+    ("location /.well-known/acme-challenge/ { alias /srv/x/acme-challenge/; }",
+     ("/srv/x", "acme-challenge")),
+    ("location /.well-known/acme-challenge/ { alias /acme/; }", ("/", "acme")),
+    ("location /.well-known/acme-challenge/ { alias ../acme/; }", ("/etc", "acme")),  # prefix
 ])
 def test_alias(tmp_path, server_text, expected):
     config, server = load(tmp_path, "server { root /srv/site; %s }\n" % server_text)
-    assert sites.served_challenge_dir(config, server, "a.example", "/") == expected
+    assert sites.served_challenge_dir(config, server, "a.example", "/etc/nginx") == expected
+
+
+def test_an_alias_that_does_not_end_as_its_prefix_is_named(tmp_path):
+    # nginx joins the strings: /srv/acme + the token, a file beside the directory
+    config, server = load(tmp_path, "server {\n    listen 80;\n"
+                          "    location /.well-known/acme-challenge/ { alias /srv/acme; }\n}\n")
+    with pytest.raises(sites.SiteError) as err:
+        sites.served_challenge_dir(config, server, "a.example", "/")
+    assert "sites.conf:3" in str(err.value) and "/srv/acmenginx-webroot_Probe" in str(err.value)
 
 
 @pytest.mark.parametrize("location, message", [
@@ -183,6 +202,113 @@ def test_the_marked_location_is_adopted_on_the_next_run(tmp_path):
     config.save()
     again = Config.load(config.main_path)
     assert sites.ensure_challenge_location(again, again.server_blocks()[0], "/w",
-                                           "a.example") == f"/w/{CHALLENGE_DIR}"
+                                           "a.example") == ("/w", CHALLENGE_DIR)
     assert not again.changed
     assert (tmp_path / "sites.conf").read_text().count(edit.MARK) == 10
+
+
+# The CA asks from public addresses nobody listed: a rule decides for it when
+# its range holds every public address of a family (IPv4 or IPv6).
+@pytest.mark.parametrize("rules, kept_out", [
+    ("", False),
+    ("allow 127.0.0.1; deny all;", True),
+    ("allow 10.0.0.0/8; allow 127.0.0.1; deny all;", True),
+    ("deny 192.0.2.1; allow all;", False),  # a blocklist: not the CA
+    ("deny 198.51.100.0/24; deny 2001:db8::/32;", False),
+    ("allow all; deny all;", False),  # the first rule that matches decides
+    ("allow 127.0.0.1; deny 0.0.0.0/0;", True),  # every IPv4 address
+    ("deny ::/0; allow all;", True),  # every IPv6 address
+    ("deny 2000::/3; allow all;", True),  # every public IPv6 address
+    ("allow 0.0.0.0/0; deny all;", True),  # IPv6 clients: deny all
+    ("deny unix:; allow all;", False),  # unix-socket clients only
+    ("allow 127.0.0.1;", False),  # no rule matches: nginx lets it pass
+])
+def test_access_is_judged_for_a_public_client(tmp_path, rules, kept_out):
+    config, server = load(tmp_path, "server {\n    listen 80;\n    %s\n}\n" % rules)
+    blocked = effective.access(config, effective.scopes(config, server, []))
+    assert bool(blocked) == kept_out
+    assert blocked.auth_basic is None and blocked.auth_request is None
+
+
+@pytest.mark.parametrize("server_text, location_text, kept_out", [
+    # a location with rules of its own replaces the server's entirely
+    ("deny all;", "allow 127.0.0.1;", False),
+    ("allow all;", "allow 127.0.0.1; deny all;", True),
+    # satisfy any: one check that admits the CA is enough
+    ('satisfy any; allow all; auth_basic "x";', "", False),
+    ('satisfy any; allow 127.0.0.1; auth_basic "x";', "", True),
+    ('satisfy any; auth_request /auth;', "", True),
+    ('satisfy any; deny all;', "", True),
+    ('satisfy all; allow all; auth_basic "x";', "", True),
+    ('satisfy any; allow all; auth_basic "x";', "satisfy all;", True),
+])
+def test_access_in_a_location_as_nginx_merges_it(tmp_path, server_text, location_text,
+                                                 kept_out):
+    config, server = load(tmp_path, "server {\n    listen 80;\n    %s\n"
+                          "    location /.well-known/acme-challenge/ { %s }\n}\n"
+                          % (server_text, location_text))
+    chain = effective.select_location(config, server, URI)
+    assert bool(effective.access(config, effective.scopes(config, server, chain))) == kept_out
+    problem = sites.ca_kept_out(config, server, "a.example")
+    assert (problem is not None) == kept_out
+    if kept_out:
+        assert "the location at" in problem and "sites.conf:4" in problem
+        assert "keep" in problem and "the CA out" in problem
+
+
+@pytest.mark.parametrize("names, expected", [
+    (["example.com", "www.example.com"], "example.com"),
+    ([".Example.COM", "www.example.com"], "example.com"),
+    (["*.example.com"], "*.example.com"),
+    (["~^(?<sub>.+)\\.example\\.com$"], "~^(?<sub>.+)\\.example\\.com$"),
+    (["$HOSTNAME", "x.example"], "machine"),
+    (["", "x.example"], ""),
+    ([], ""),
+])
+def test_server_name_variable_is_the_first_name(names, expected):
+    assert effective.server_name_variable(names, "machine") == expected
+
+
+@pytest.mark.parametrize("root, host, expected", [
+    ("/srv/$server_name", "www.example.com", "/srv/example.com"),
+    ("/srv/${server_name}", "example.com", "/srv/example.com"),
+    ("/srv/$host", "www.example.com", "/srv/www.example.com"),
+    ("/srv/$http_host", "www.example.com", "/srv/www.example.com"),
+])
+def test_root_variables_have_nginxs_values(tmp_path, root, host, expected):
+    config, server = load(tmp_path, "server {\n    listen 80;\n"
+                          "    server_name Example.com www.example.com;\n    root %s;\n"
+                          "    location /.well-known/acme-challenge/ {}\n}\n" % root)
+    assert sites.served_challenge_dir(config, server, host, "/") == (expected, CHALLENGE_DIR)
+
+
+def test_root_with_hostname_is_the_machines_name(tmp_path):
+    config, server = load(tmp_path, "server {\n    listen 80;\n    server_name x.example;\n"
+                          "    root /srv/$hostname;\n"
+                          "    location /.well-known/acme-challenge/ {}\n}\n")
+    assert sites.served_challenge_dir(config, server, "x.example", "/") == \
+        (f"/srv/{effective.machine_hostname()}", CHALLENGE_DIR)
+
+
+@pytest.mark.parametrize("names, root, host, expected", [
+    # a hosting layout: the block chosen by its regex, whose captures name the directory
+    ("~^(?<user>[a-z0-9-]+)\\.users\\.example$", "/home/$user/www", "ann.users.example",
+     "/home/ann/www"),
+    ("~^(?P<user>.+)\\.users\\.example$ fallback.example", "/home/${user}", "bob.users.example",
+     "/home/bob"),
+])
+def test_root_with_server_name_captures(tmp_path, names, root, host, expected):
+    config, server = load(tmp_path, "server {\n    listen 80;\n    server_name %s;\n"
+                          "    root %s;\n    location /.well-known/acme-challenge/ {}\n}\n"
+                          % (names, root))
+    assert sites.served_challenge_dir(config, server, host, "/") == (expected, CHALLENGE_DIR)
+
+
+def test_captures_are_not_set_when_a_plain_name_chose_the_block(tmp_path):
+    config, server = load(tmp_path, "server {\n    listen 80;\n"
+                          "    server_name ~^(?<user>.+)\\.example$ www.example;\n"
+                          "    root /home/$user;\n"
+                          "    location /.well-known/acme-challenge/ {}\n}\n")
+    with pytest.raises(sites.SiteError) as err:
+        sites.served_challenge_dir(config, server, "www.example", "/")
+    assert "$user" in str(err.value) and "sites.conf:5" in str(err.value)

@@ -276,7 +276,7 @@ def test_location_in_an_included_snippet_is_recognised(tmp_path, fake):
         "location ^~ /.well-known/acme-challenge/ {\n    root %s;\n}\n" % webroot)
     config = Config.load(str(root / "nginx.conf"))
     served = sites.served_challenge_dir(config, config.server_blocks()[0], "a.example", "/")
-    assert served == str(webroot / ".well-known/acme-challenge")
+    assert served.path == str(webroot / ".well-known/acme-challenge")
 
 
 @pytest.mark.parametrize("location", [
@@ -898,3 +898,39 @@ def test_a_dropped_self_check_without_proxy_protocol_in_the_config_says_so(
         make_plugin(tmp_path).perform([achall("a.example")])
     assert "via 127.0.0.1:80: RemoteDisconnected" in str(err.value)
     assert "PROXY" not in str(err.value)
+
+
+@pytest.mark.parametrize("rules, refused", [
+    ("allow 127.0.0.1;\n    deny all;", True),  # loopback yes, the CA no
+    ("deny 192.0.2.1;\n    allow all;", False),
+])
+def test_served_on_loopback_but_not_to_the_ca_is_refused_before_asking(tmp_path, fake, rules,
+                                                                      refused):
+    # The location is there and nginx serves it (the fast path: no edit);
+    # nginx's access rules are judged for the CA's public address.
+    webroot = tmp_path / "webroot"
+    root = write_conf(tmp_path, {"a.conf": PROXY.replace(
+        "    location / {", "    %s\n    location ^~ /.well-known/acme-challenge/ "
+        "{ root %s; }\n    location / {" % (rules, webroot))})
+    fake.reload()
+    before = snapshot(root)
+    if refused:
+        with pytest.raises(errors.PluginError) as err:
+            make_plugin(tmp_path).perform([achall("a.example")])
+        assert "deny all (%s/sites/a.conf:5) keeps the CA out" % root in str(err.value)
+        assert "location at %s/sites/a.conf:6" % root in str(err.value)
+        assert not (webroot / ".well-known").exists()  # what the run made is gone
+    else:
+        assert make_plugin(tmp_path).perform([achall("a.example")]) == ["response-a.example"]
+    assert snapshot(root) == before and fake.reloads == 1
+
+
+def test_a_config_it_cannot_read_is_not_judged_when_nginx_serves(tmp_path, fake, caplog):
+    webroot = tmp_path / "webroot"
+    root = write_conf(tmp_path, {"a.conf": PROXY.replace(
+        "    location / {", "    location ^~ /.well-known/acme-challenge/ { root %s; }\n"
+        "    location / {" % webroot)})
+    fake.reload()
+    (root / "sites/b.conf").write_text("server { listen 80; server_name b.example;\n")
+    assert make_plugin(tmp_path).perform([achall("a.example")]) == ["response-a.example"]
+    assert "Not checking that nginx lets the CA in" in caplog.text
