@@ -422,19 +422,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         try:
             covered = certificates.names(cert_path) or [domain]
             key_type = certificates.key_type(key_path) or certificates.key_type(cert_path)
-            targets = sites.tls_blocks(config, domain, https_port)
-            if not targets:
-                http = sites.answering(config, domain, http_port)
-                if not http:
-                    raise sites.SiteError(
-                        f"no server block answers {domain} on port {http_port} or "
-                        f"{https_port}; add a server block with server_name {domain}")
-                # The block named for the domain is the site; a catch-all that
-                # answers it only on another address is not.
-                source = next((m for m in http if m.kind != sites.lookup.DEFAULT), http[0])
-                targets = [(sites.make_https_server(config, source, domain, http_port,
-                                                    https_port, self._http2_form(), covered),
-                            https_port)]
+            targets = sites.tls_blocks(config, domain, https_port) or \
+                self._new_tls_targets(config, domain, covered)
             for server, port in targets:
                 pairs = sites.certificate_pairs(config, server)
                 pair = self._pair_to_replace(pairs, fullchain, key_type, domain)
@@ -451,6 +440,49 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(str(err)) from err
         self._expected.setdefault(fullchain, []).append(domain)
         self._live = False
+
+    def _new_tls_targets(self, config: Config, domain: str,
+                         covered: List[str]) -> List[Tuple[Any, int]]:
+        """(block, port) to install domain's certificate in when no TLS
+        block answers domain by name, in nginx's order of choice:
+
+        1. the TLS block nginx serves domain from on --https-port as the
+           default_server (or first block) of its address, when it is this
+           certificate's site: it answers another of its names by name;
+        2. the TLS block of another name of the certificate that the block
+           answering domain on the HTTP port also answers (one site, and an
+           expanded certificate): domain is added to its server_name;
+        3. the HTTP block itself, given a TLS listen, or a copy of it
+           (sites.make_https_server);
+        4. when that block only redirects to HTTPS, the TLS block nginx
+           serves domain from on --https-port, default included.
+        """
+        http_port, https_port = self.config.http01_port, self.config.https_port
+        defaults = sites.default_tls_blocks(config, domain, https_port)
+        site = [node for node in defaults if sites.answers_another(config, node, domain, covered)]
+        if site:
+            return [(node, https_port) for node in site]
+        http = sites.answering(config, domain, http_port)
+        if not http:
+            if defaults:
+                return [(node, https_port) for node in defaults]
+            raise sites.SiteError(
+                f"no server block answers {domain} on port {http_port} or "
+                f"{https_port}; add a server block with server_name {domain}")
+        # The block named for the domain is the site; a catch-all that
+        # answers it only on another address is not.
+        source = next((m for m in http if m.kind != sites.lookup.DEFAULT), http[0])
+        sibling = sites.tls_block_of_the_site(config, source, domain, covered, https_port)
+        if sibling is not None:
+            sites.add_server_name(config, sibling, domain)
+            return [(sibling, https_port)]
+        try:
+            return [(sites.make_https_server(config, source, domain, http_port, https_port,
+                                             self._http2_form(), covered), https_port)]
+        except sites.SiteError:
+            if not defaults:
+                raise
+            return [(node, https_port) for node in defaults]
 
     @staticmethod
     def _pair_to_replace(pairs: List[Tuple[str, Optional[str]]], fullchain: str,
@@ -484,6 +516,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         old = certificates.names(current)
         names = next((s.names for s in config.servers() if s.ref is server), ())
         lost = [n for n in names if sites.covers(old, n) and not sites.covers(covered, n)]
+        # Names the block answers through a wildcard or regex server_name
+        # cannot be listed from the block: those of the old certificate's
+        # names (a wildcard: hosts it covers) the block matches count.
+        lost += [n for n in sites.answered_certificate_names(names, old, covered)
+                 if n not in lost]
         if lost:
             raise sites.SiteError(
                 f"the server block at {sites.where(server)} serves {', '.join(lost)} with "
