@@ -324,8 +324,10 @@ def test_own_server_goes_where_an_include_glob_already_looks(tmp_path, fake):
     ("1.27.4", True, "ssl", "    http2 on;  %s\n"),
     ("1.27.4", False, "ssl", ""),                       # built without HTTP/2
 ])
-def test_deploy_cert_makes_a_443_block_from_the_80_block(
+def test_deploy_cert_makes_the_80_block_serve_https_too(
         tmp_path, fake, version, http2, listen_flags, http2_lines):
+    # Issue 20 C5: the block that serves the site gets the TLS listens and the
+    # certificate (it was copied whole into a new block before).
     fake.version_output = nginx_v(version, http2)
     root = write_conf(tmp_path, {"a.conf": PROXY.replace(
         "    listen 80;\n", "    listen 80 default_server;\n    listen [::]:80;\n")})
@@ -334,19 +336,17 @@ def test_deploy_cert_makes_a_443_block_from_the_80_block(
                      "/le/fullchain.pem")
     inst.save("deploy")
     text = (root / "sites/a.conf").read_text()
-    first, second = text.split("\n\nserver {")
-    assert "ssl" not in first
-    marks = 12 if http2_lines else 11
-    assert second == (
-        "  %s\n    listen 443 {0};  %s\n    listen [::]:443 {0};  %s\n{1}"
-        "    server_name a.example;  %s\n    ssl_certificate /le/fullchain.pem;  %s\n"
+    marks = 6 if http2_lines else 5
+    assert text == (
+        "server {\n    listen 80 default_server;\n    listen [::]:80;\n"
+        "    listen 443 {0};  %s\n    listen [::]:443 {0};  %s\n{1}"
+        "    server_name a.example;\n    ssl_certificate /le/fullchain.pem;  %s\n"
         "    ssl_certificate_key /le/key.pem;  %s\n"
-        "    include {2};  %s\n    location / {  %s\n"
-        "        proxy_pass http://127.0.0.1:8080;  %s\n    }  %s\n}  %s\n"
+        "    include {2};  %s\n    location / {\n"
+        "        proxy_pass http://127.0.0.1:8080;\n    }\n}\n"
         .replace("{0}", listen_flags).replace("{1}", http2_lines)
         .replace("{2}", str(tmp_path / "le" / tls.SNIPPET_NAME))
         % ((edit.MARK,) * marks))
-    assert "default_server" not in second
     assert fake.tests == 2 and fake.reloads == 0
 
 
@@ -547,7 +547,7 @@ def test_a_second_run_cannot_take_the_server_root_lock(tmp_path, fake):
         holder.wait()
 
 
-def test_every_added_line_is_marked_but_blank_and_copied_comment_lines(tmp_path, fake):
+def test_every_added_line_is_marked_and_user_lines_stay(tmp_path, fake):
     # What the README promises about the marker, line by line.
     source = ("server {\n    listen 80;\n    server_name a.example;\n\n"
               "    # the app\n    location / {\n        proxy_pass http://127.0.0.1:8080;"
@@ -557,17 +557,14 @@ def test_every_added_line_is_marked_but_blank_and_copied_comment_lines(tmp_path,
     inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
     inst.save("deploy")
     text = (root / "sites/a.conf").read_text()
-    assert text.startswith(source)
-    added = text[len(source):].split("\n")
-    copied_comments = {"    # the app"}
-    for line in added:
-        assert (not line.strip() or line in copied_comments
-                or line.endswith(edit.MARK) or line.endswith("# keep")), line
-    # the user's trailing comment is kept, not stacked with a mark
-    assert "        proxy_pass http://127.0.0.1:8080;  # keep" in added
+    # The block serves HTTPS itself: every line added is marked, and the
+    # user's lines (blank and comment lines included) are as they were.
+    assert [line for line in text.splitlines(True) if not line.rstrip("\n").endswith(
+        edit.MARK)] == source.splitlines(True)
+    assert text.count(edit.MARK) == 4  # listen, the pair, the policy include
 
 
-def test_a_deeply_nested_server_block_is_edited_and_copied(tmp_path, fake):
+def test_a_deeply_nested_server_block_is_edited_and_serves_https(tmp_path, fake):
     depth = 1500  # past Python's default recursion limit
     nested = "    location /a {\n" * depth + "        return 204;\n" + "    }\n" * depth
     root = write_conf(tmp_path, {"a.conf": PROXY.replace("    location / {", nested +
@@ -577,8 +574,9 @@ def test_a_deeply_nested_server_block_is_edited_and_copied(tmp_path, fake):
     inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
     inst.save("deploy")
     text = (root / "sites/a.conf").read_text()
-    assert text.count("location /a {") == 2 * depth  # the :80 block and its HTTPS copy
-    assert text.count("location ^~ /.well-known/acme-challenge/") == 2
+    assert text.count("location /a {") == depth  # served over HTTPS by the block itself
+    assert text.count("location ^~ /.well-known/acme-challenge/") == 1
+    assert text.count("listen 443 ssl") == 1
 
 
 def self_signed(tmp_path, *names):
@@ -592,7 +590,7 @@ def self_signed(tmp_path, *names):
     return str(cert)
 
 
-def test_https_block_is_copied_from_the_named_block_not_a_default_elsewhere(tmp_path, fake):
+def test_https_goes_into_the_named_block_not_a_default_elsewhere(tmp_path, fake):
     # Debian's stock default answers on [::]:80; the site only on IPv4.
     root = write_conf(tmp_path, {
         "0-default.conf": "server {\n    listen [::]:80 default_server;\n    server_name _;\n"
@@ -602,9 +600,9 @@ def test_https_block_is_copied_from_the_named_block_not_a_default_elsewhere(tmp_
     inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
     inst.save("deploy")
     assert "443" not in (root / "sites/0-default.conf").read_text()
-    copy = (root / "sites/a.conf").read_text().split("\n\nserver {")[1]
-    assert "proxy_pass" in copy and f"listen 443 ssl http2;  {edit.MARK}" in copy
-    assert "[::]" not in copy
+    site = (root / "sites/a.conf").read_text()
+    assert site.count("server {") == 1 and f"listen 443 ssl http2;  {edit.MARK}" in site
+    assert "[::]" not in site
 
 
 def test_replacing_a_certificate_other_names_still_need_is_refused(tmp_path, fake):

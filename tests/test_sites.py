@@ -96,9 +96,11 @@ OTHER_HTTPS = "server {\n    listen %s;\n    server_name other.example;\n}\n"
 def test_listen_http2_only_where_it_changes_no_other_block(tmp_path, other_https, flags):
     config = load(tmp_path, other_https + "server {\n    listen 80;\n"
                   "    server_name a.example;\n}\n")
-    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                   "a.example", 80, 443, nginxctl.HTTP2_LISTEN)
-    assert parser.dump_node(copy).splitlines()[1] == f"    listen 443 {flags};  {M}"
+    block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                    "a.example", 80, 443, nginxctl.HTTP2_LISTEN, ["a.example"])
+    assert block is config.server_blocks()[-1]  # the block itself serves HTTPS
+    assert parser.dump_node(block).splitlines()[1:3] == ["    listen 80;",
+                                                         f"    listen 443 {flags};  {M}"]
 
 
 def test_http2_directive_is_per_block_and_not_doubled(tmp_path):
@@ -107,12 +109,12 @@ def test_http2_directive_is_per_block_and_not_doubled(tmp_path):
                   "    server_name b.example;\n    http2 off;\n}\n")
     a = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                 "a.example", 80, 443, nginxctl.HTTP2_DIRECTIVE)
-    assert parser.dump_node(a).splitlines()[1:3] == [f"    listen 443 ssl;  {M}",
+    assert parser.dump_node(a).splitlines()[2:4] == [f"    listen 443 ssl;  {M}",
                                                      f"    http2 on;  {M}"]
     b = sites.make_https_server(config, sites.answering(config, "b.example", 80)[0],
                                 "b.example", 80, 443, nginxctl.HTTP2_DIRECTIVE)
     assert "http2 on" not in parser.dump_node(b)  # the block's own choice is kept
-    assert f"    http2 off;  {M}" in parser.dump_node(b)
+    assert "    http2 off;\n" in parser.dump_node(b)
 
 
 def test_set_certificate_leaves_a_listen_that_ssl_on_makes_tls(tmp_path):
