@@ -444,38 +444,40 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def _new_tls_targets(self, config: Config, domain: str,
                          covered: List[str]) -> List[Tuple[Any, int]]:
         """(block, port) to install domain's certificate in when no TLS
-        block answers domain by name, in nginx's order of choice:
+        block answers domain by name, in this order:
 
-        1. the TLS block nginx serves domain from on --https-port as the
+        1. the TLS block of another name of the certificate that the block
+           answering domain on the HTTP port answers by name too (one site,
+           and an expanded certificate): domain is added to its server_name;
+        2. the TLS block nginx serves domain from on --https-port as the
            default_server (or first block) of its address, when it is this
            certificate's site: it answers another of its names by name;
-        2. the TLS block of another name of the certificate that the block
-           answering domain on the HTTP port also answers (one site, and an
-           expanded certificate): domain is added to its server_name;
         3. the HTTP block itself, given a TLS listen, or a copy of it
            (sites.make_https_server);
-        4. when that block only redirects to HTTPS, the TLS block nginx
-           serves domain from on --https-port, default included.
+        4. when that block only redirects to HTTPS on the same name, the TLS
+           block nginx serves domain from on --https-port, default included.
         """
         http_port, https_port = self.config.http01_port, self.config.https_port
+        http = sites.answering(config, domain, http_port)
+        # The block named for the domain is the site; a catch-all that
+        # answers it only on another address is not.
+        source = next((m for m in http if m.kind != sites.lookup.DEFAULT),
+                      http[0] if http else None)
+        sibling = source and sites.tls_block_of_the_site(config, source, domain, covered,
+                                                         https_port)
+        if sibling is not None:
+            sites.add_server_name(config, sibling, domain)
+            return [(sibling, https_port)]
         defaults = sites.default_tls_blocks(config, domain, https_port)
         site = [node for node in defaults if sites.answers_another(config, node, domain, covered)]
         if site:
             return [(node, https_port) for node in site]
-        http = sites.answering(config, domain, http_port)
-        if not http:
+        if source is None:
             if defaults:
                 return [(node, https_port) for node in defaults]
             raise sites.SiteError(
                 f"no server block answers {domain} on port {http_port} or "
                 f"{https_port}; add a server block with server_name {domain}")
-        # The block named for the domain is the site; a catch-all that
-        # answers it only on another address is not.
-        source = next((m for m in http if m.kind != sites.lookup.DEFAULT), http[0])
-        sibling = sites.tls_block_of_the_site(config, source, domain, covered, https_port)
-        if sibling is not None:
-            sites.add_server_name(config, sibling, domain)
-            return [(sibling, https_port)]
         try:
             return [(sites.make_https_server(config, source, domain, http_port, https_port,
                                              self._http2_form(), covered), https_port)]

@@ -489,7 +489,9 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
     """The block that serves name over HTTPS when none does yet: the block
     that answers it on http_port itself, given a TLS listen, where that
     changes nothing else (serves_in_place); else a copy of it right after
-    it that listens on https_port with ssl, on the same addresses.
+    it that listens on https_port with ssl, on the same addresses (a copy
+    of a redirect-only block without its locations and challenge guard,
+    which a redirect answering every request never reaches).
 
     Socket options and default_server are not copied (nginx allows them once
     per address:port).  The copy answers only the names the certificate
@@ -522,6 +524,14 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
         edit.replace(copy, listens[0], new_listens, newline, copy.file)
     else:
         edit.insert(copy, 0, new_listens, newline, copy.file)
+    if _only_redirects(config, node):
+        # Over HTTPS the redirect answers every request before a location
+        # is chosen: the copy needs neither locations (the challenge one
+        # included) nor the guard that lets challenges past on plain HTTP.
+        for i in reversed(range(len(copy.children))):
+            child = copy.children[i]
+            if child.name == "location" or is_guard(child):
+                edit.remove(copy, i)
     keep = [name] if source.kind == lookup.DEFAULT else \
         [n for n in source.server.names if n == name or covers(covered, n)] or [name]
     if keep != list(source.server.names):

@@ -841,3 +841,72 @@ def test_the_pair_of_the_key_type_goes_before_an_unreadable_one(tmp_path, fake):
     root = write_conf(tmp_path, {"a.conf": https_block(("/gone/cert.pem", "/gone/key.pem"), rsa)})
     deploy(tmp_path, new)
     assert pairs_of(root) == ["/gone/cert.pem", "/gone/key.pem", *new]
+
+
+def test_a_wildcard_certificate_in_a_regex_block_is_not_replaced_by_one_name(tmp_path, fake):
+    # Issue 20 C1: the block answers every subdomain; the new certificate one.
+    wild = self_signed(tmp_path, "*.example.com")
+    foo = self_signed(tmp_path, "foo.example.com")
+    root = write_conf(tmp_path, {"w.conf": "server {\n    listen 443 ssl;\n"
+                                 "    server_name ~^(?<sub>[a-z0-9-]+)\\.example\\.com$;\n"
+                                 f"    ssl_certificate {wild};\n    ssl_certificate_key /k;\n}}\n"})
+    before = snapshot(root)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).deploy_cert("foo.example.com", foo, "/k2", None, foo)
+    assert "serves *.example.com with" in str(err.value)
+    assert "-d *.example.com -d foo.example.com" in str(err.value)
+    assert snapshot(root) == before
+
+
+def test_an_expanded_certificate_goes_into_the_https_block_of_the_site(tmp_path, fake):
+    # Issue 20 C2, on the layout an earlier version left: a copy for a.example
+    # beside the :80 block that answers a.example and b.example.
+    root = write_conf(tmp_path, {"ab.conf": PROXY.replace("a.example;", "a.example b.example;")
+                                 + "\nserver {\n    listen 443 ssl;\n    server_name a.example;\n"
+                                 "    ssl_certificate /le/old.pem;\n    ssl_certificate_key /k;\n"
+                                 "    location / {\n        proxy_pass http://127.0.0.1:8080;\n"
+                                 "    }\n}\n"})
+    both = self_signed(tmp_path, "a.example", "b.example")
+    inst = make_plugin(tmp_path)
+    for name in ("a.example", "b.example"):
+        inst.deploy_cert(name, both, "/k2", None, both)
+    inst.save("deploy")
+    text = (root / "sites/ab.conf").read_text()
+    assert text.count("server {") == 2  # no third block
+    https = text.split("\nserver {")[1]
+    assert f"    server_name b.example;  {edit.MARK}\n" in https and both in https
+    config = Config.load(str(root / "nginx.conf"))
+    for name in ("a.example", "b.example"):
+        assert [m.server.ref.line for m in sites.answering(config, name, 443, False)] == [9]
+
+
+def test_the_default_https_block_of_the_site_gets_the_names_it_serves(tmp_path, fake):
+    # Issue 20 C4: an app's 443 default_server names example.com only; :80 redirects.
+    root = write_conf(tmp_path, {"app.conf": (
+        "server {\n    listen 80 default_server;\n    server_name _;\n"
+        "    return 301 https://$host$request_uri;\n}\n"
+        "server {\n    listen 443 ssl default_server;\n    server_name example.com;\n"
+        "    ssl_certificate /old.pem;\n    ssl_certificate_key /old.key;\n"
+        "    root /srv/app;\n}\n")})
+    cert = self_signed(tmp_path, "example.com", "www.example.com")
+    inst = make_plugin(tmp_path)
+    for name in ("example.com", "www.example.com"):
+        inst.deploy_cert(name, cert, "/k2", None, cert)
+    inst.save("deploy")
+    text = (root / "sites/app.conf").read_text()
+    assert text.count("server {") == 2 and text.count(cert) == 1 and "/old.pem" not in text
+    config = Config.load(str(root / "nginx.conf"))
+    assert sites.certificate_listens(config, "www.example.com", cert) == [("*", 443)]
+
+
+def test_a_catch_all_default_https_block_is_not_the_site(tmp_path, fake):
+    # A default TLS block that names none of the certificate's names (Debian's
+    # snakeoil catch-all) is not where a site with a block of its own goes.
+    root = write_conf(tmp_path, {"0.conf": "server {\n    listen 443 ssl default_server;\n"
+                                 "    server_name _;\n    ssl_certificate /snake.pem;\n"
+                                 "    ssl_certificate_key /snake.key;\n}\n", "a.conf": PROXY})
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
+    inst.save("deploy")
+    assert "/le/" not in (root / "sites/0.conf").read_text()
+    assert "listen 443 ssl;" in (root / "sites/a.conf").read_text()

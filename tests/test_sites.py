@@ -225,3 +225,79 @@ def test_certificate_listens_finds_the_https_port_from_the_config(tmp_path):
         ("127.0.0.1", 8443), ("[::1]", 8443), ("*", 9443)]
     assert sites.certificate_listens(config, "c.example", "/le/a/fullchain.pem") == [("*", 9443)]
     assert sites.certificate_listens(config, "a.example", "/le/b/fullchain.pem") == []
+
+
+@pytest.mark.parametrize("server_names, old, new, lost", [
+    # issue 20 C1: a regex block with a wildcard certificate, a certificate for one name
+    ([r"~^(?<sub>[a-z0-9-]+)\.example\.com$"], ["*.example.com"], ["foo.example.com"],
+     ["*.example.com"]),
+    ([r"~^(www|api)\.example\.com$"], ["*.example.com"], ["foo.example.com"], ["*.example.com"]),
+    ([r"~^foo\.example\.com$"], ["*.example.com"], ["foo.example.com"], []),  # only foo
+    (["*.example.com"], ["*.example.com"], ["foo.example.com"], ["*.example.com"]),
+    (["*.example.com"], ["*.example.com"], ["*.example.com", "example.com"], []),
+    ([r"~^(?<sub>.+)\.example\.com$"], ["example.com", "shop.example.com"],
+     ["example.com"], ["shop.example.com"]),
+    ([r"~^(?<sub>.+)\.example\.com$"], ["*.other.org"], ["a.example.com"], []),  # not served
+    ([r"~."], ["snakeoil"], ["a.example.com"], []),  # a placeholder's CN is no name
+    (["a.example", "b.example"], ["a.example", "b.example"], ["a.example"], ["b.example"]),
+])
+def test_answered_certificate_names(server_names, old, new, lost):
+    assert sites.answered_certificate_names(server_names, old, new) == lost
+
+
+@pytest.mark.parametrize("block, covered, in_place", [
+    ("listen 80;\n    server_name a.example;\n    root /srv;", ["a.example"], True),
+    ("listen 80;\n    server_name a.example b.example;\n    root /srv;", ["a.example"], False),
+    ("listen 80;\n    server_name a.example b.example;\n    root /srv;",
+     ["a.example", "b.example"], True),
+    ("listen 80;\n    server_name a.example *.a.example;\n    root /srv;",
+     ["a.example", "*.a.example"], True),
+    ("listen 80;\n    server_name .a.example;\n    root /srv;", ["a.example"], False),
+    ("listen 80;\n    server_name a.example ~^x\\.a\\.example$;\n    root /srv;",
+     ["a.example", "x.a.example"], False),  # a regex: hosts no certificate lists
+    ("listen 80;\n    server_name a.example;\n    return 301 https://b.example$request_uri;",
+     ["a.example"], False),  # redirect-only: copied
+    ("listen 80;\n    server_name a.example;\n    location / {\n"
+     "        return 301 https://$host$request_uri;\n    }", ["a.example"], False),
+    ("listen 80;\n    server_name a.example;\n    if ($scheme = http) {\n"
+     "        return 301 https://$host$request_uri;\n    }\n    root /srv;", ["a.example"], False),
+    ("server_name a.example;\n    root /srv;", ["a.example"], False),  # no listen: *:80
+])
+def test_serves_in_place(tmp_path, block, covered, in_place):
+    config = load(tmp_path, "server {\n    %s\n}\n" % block)
+    match = sites.answering(config, "a.example", 80)[0]
+    assert sites.serves_in_place(config, match, 443, covered) is in_place
+
+
+def test_a_name_another_https_block_has_keeps_the_block_from_serving_in_place(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example b.example;\n"
+                  "    root /srv;\n}\nserver {\n    listen 443 ssl;\n    server_name b.example;\n"
+                  "}\n")
+    match = sites.answering(config, "a.example", 80)[0]
+    # nginx would warn "conflicting server name" for b.example on *:443
+    assert not sites.serves_in_place(config, match, 443, ["a.example", "b.example"])
+
+
+def test_in_place_tls_mirrors_each_address_and_changes_no_user_line(tmp_path):
+    source = ("server {\n    listen 192.0.2.1:80;\n    listen [::]:80 ipv6only=on;\n"
+              "    server_name a.example;\n    root /srv;\n}\n")
+    config = load(tmp_path, source)
+    match = sites.answering(config, "a.example", 80)[0]
+    block = sites.make_https_server(config, match, "a.example", 80, 443, None, ["a.example"])
+    assert block is match.server.ref
+    assert text(config) == source.replace(
+        "    server_name", f"    listen 192.0.2.1:443 ssl;  {M}\n    listen [::]:443 ssl;  {M}\n"
+        "    server_name")
+
+
+def test_https_copy_of_a_redirect_only_block_has_only_what_https_needs(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name old.example;\n"
+                  "    return 301 https://new.example$request_uri;\n}\n")
+    server = config.server_blocks()[0]
+    sites.ensure_challenge_location(config, server, "/w", "old.example")
+    copy = sites.make_https_server(config, sites.answering(config, "old.example", 80)[0],
+                                   "old.example", 80, 443, None, ["old.example"])
+    assert parser.dump_node(copy) == (
+        f"server {{  {M}\n    listen 443 ssl;  {M}\n    server_name old.example;  {M}\n"
+        f"    return 301 https://new.example$request_uri;  {M}\n}}")
+    assert text(config).endswith(f"\n}}  {M}\n")
