@@ -449,7 +449,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         1. the TLS block of another name of the certificate that the block
            answering domain on the HTTP port answers by name too (one site,
            and an expanded certificate): domain is added to its server_name;
-        2. the TLS block nginx serves domain from on --https-port as the
+        2. when no HTTP block answers domain by name (a catch-all does), the
+           TLS block nginx serves domain from on --https-port as the
            default_server (or first block) of its address, when it is this
            certificate's site: it answers another of its names by name;
         3. the HTTP block itself, given a TLS listen, or a copy of it
@@ -469,8 +470,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             sites.add_server_name(config, sibling, domain)
             return [(sibling, https_port)]
         defaults = sites.default_tls_blocks(config, domain, https_port)
+        # A :80 block named for domain is its site, which 3. serves; without
+        # one (a catch-all answers it), the site is the TLS block that serves
+        # domain already.
         site = [node for node in defaults if sites.answers_another(config, node, domain, covered)]
-        if site:
+        if site and (source is None or source.kind == sites.lookup.DEFAULT):
             return [(node, https_port) for node in site]
         if source is None:
             if defaults:

@@ -910,3 +910,18 @@ def test_a_catch_all_default_https_block_is_not_the_site(tmp_path, fake):
     inst.save("deploy")
     assert "/le/" not in (root / "sites/0.conf").read_text()
     assert "listen 443 ssl;" in (root / "sites/a.conf").read_text()
+
+
+def test_a_name_with_a_block_of_its_own_is_not_put_in_another_names_default(tmp_path, fake):
+    # b.example has its own :80 block; a.example's HTTPS block is the first
+    # (so the default) on *:443 and answers another name of the certificate.
+    root = write_conf(tmp_path, {"a.conf": PROXY, "b.conf": PROXY.replace(
+        "a.example", "b.example").replace("8080", "8081")})
+    both = self_signed(tmp_path, "a.example", "b.example")
+    inst = make_plugin(tmp_path)
+    for name in ("a.example", "b.example"):
+        inst.deploy_cert(name, both, "/k2", None, both)
+    inst.save("deploy")
+    for name in ("a", "b"):
+        site = (root / f"sites/{name}.conf").read_text()
+        assert site.count("server {") == 1 and both in site and "listen 443 ssl" in site
