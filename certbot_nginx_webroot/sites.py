@@ -713,24 +713,35 @@ def certificate_listens(config: Config, name: str, fullchain: str) -> List[Tuple
     the HTTPS port: certbot does not store --https-port in the renewal
     configuration."""
     found: List[Tuple[str, int]] = []
-    defaults: List[Tuple[str, int]] = []
     for server in config.servers():
-        certificates = config.directives(server.ref, "ssl_certificate")
-        if not any(node.args[:1] == [fullchain] for node in certificates):
+        if lookup.server_rank(name.lower(), server.names) is None:
+            continue
+        if not _has_certificate(config, server.ref, fullchain):
             continue
         # `ssl on;` (before nginx 1.25) makes every listen of the block TLS.
         tls = [listen for listen in server.listens if listen.ssl or server.ssl_on]
-        if lookup.server_rank(name.lower(), server.names) is None:
-            # A default_server (or first block) serves the name when no
-            # block has it as a server_name.
-            defaults += [(listen.addr, listen.port) for listen in tls if any(
-                m.server is server and m.kind == lookup.DEFAULT and m.listen.addr == listen.addr
-                for m in _answering_quietly(config, name, listen.port))]
-            continue
         for listen in tls:
             if (listen.addr, listen.port) not in found:
                 found.append((listen.addr, listen.port))
-    return found or list(dict.fromkeys(defaults))
+    if found:
+        return found
+    # No block has the name: a default_server (or the first block of an
+    # address) with the certificate may serve it (a few blocks to read, not
+    # every block's body).
+    ports = sorted({listen.port for server in config.servers() for listen in server.listens
+                    if listen.ssl or server.ssl_on})
+    for port in ports:
+        for match in _answering_quietly(config, name, port):
+            if match.kind == lookup.DEFAULT and (match.listen.ssl or match.server.ssl_on) and \
+                    _has_certificate(config, match.server.ref, fullchain) and \
+                    (match.listen.addr, port) not in found:
+                found.append((match.listen.addr, port))
+    return found
+
+
+def _has_certificate(config: Config, server: Node, fullchain: str) -> bool:
+    return any(node.args[:1] == [fullchain]
+               for node in config.directives(server, "ssl_certificate"))
 
 
 def _answering_quietly(config: Config, name: str, port: int) -> List[lookup.Match]:
