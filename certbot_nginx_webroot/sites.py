@@ -455,11 +455,20 @@ def _tls_listens(config: Config, source: lookup.Match, http_port: int, https_por
     for listen in source.server.listens:
         if listen.port == http_port and listen.addr not in addrs:
             addrs.append(listen.addr)
+    # `listen [::]:80 ipv6only=off;` takes IPv4 too: its TLS listen must,
+    # unless another block's listen on that address:port sets the options.
+    dual_stack = {lookup.parse_listen(n.args) for n in config.expand(source.server.ref.children)
+                  if n.name == "listen" and "ipv6only=off" in n.args}
+    dual_addrs = {listen.addr for listen in dual_stack if listen and listen.port == http_port}
     lines = []
     for addr in addrs or ["*"]:
         flags = "ssl"
         if http2 == HTTP2_LISTEN and http2_listen_stays_local(config, addr, https_port):
             flags += " http2"
+        if addr in dual_addrs and not any(
+                (listen.addr, listen.port) == (addr, https_port)
+                for server in config.servers() for listen in server.listens):
+            flags += " ipv6only=off"
         lines.append(f"listen {https_port if addr == '*' else f'{addr}:{https_port}'} "
                      f"{flags};  {edit.MARK}")
     return lines

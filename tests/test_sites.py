@@ -301,3 +301,12 @@ def test_https_copy_of_a_redirect_only_block_has_only_what_https_needs(tmp_path)
         f"server {{  {M}\n    listen 443 ssl;  {M}\n    server_name old.example;  {M}\n"
         f"    return 301 https://new.example$request_uri;  {M}\n}}")
     assert text(config).endswith(f"\n}}  {M}\n")
+
+
+def test_a_dual_stack_listen_gets_a_dual_stack_tls_listen(tmp_path):
+    # `listen [::]:80 ipv6only=off;` alone takes IPv4 too; so must its TLS listen.
+    config = load(tmp_path, "server {\n    listen [::]:80 ipv6only=off;\n"
+                  "    server_name a.example;\n    root /srv;\n}\n")
+    block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                    "a.example", 80, 443, None, ["a.example"])
+    assert f"    listen [::]:443 ssl ipv6only=off;  {M}\n" in parser.dump_node(block)
