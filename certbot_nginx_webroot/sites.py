@@ -379,10 +379,22 @@ def _redirects_to_itself(config: Config, server: Node, names: Sequence[str]) -> 
     return False
 
 
+def _redirects_every_request(node: Node) -> bool:
+    """Is node a server-level ``return``, or a ``rewrite`` of every URI to a
+    redirect?  A rewrite to a local URI (``rewrite ^ /index.php last;``, a
+    front controller) serves content: nginx goes on with the new URI."""
+    if node.name == "return":
+        return True
+    if node.name != "rewrite" or len(node.args) < 2 or not answers_every_request(node):
+        return False
+    return node.args[1].startswith(("http://", "https://", "$scheme")) or \
+        node.args[2:3] in (["redirect"], ["permanent"])
+
+
 def _only_redirects(config: Config, server: Node) -> bool:
-    """Does a server-level return or rewrite answer every request (a
-    redirect-only block, certbot's ``return 404;`` after its ifs)?"""
-    return any(answers_every_request(n) for n in config.expand(server.children))
+    """Does a server-level return, or rewrite to a redirect, answer every
+    request (a redirect-only block, certbot's ``return 404;`` after its ifs)?"""
+    return any(_redirects_every_request(n) for n in config.expand(server.children))
 
 
 def covers_server_name(certificate_names: Sequence[str], server_name: str) -> bool:
@@ -414,8 +426,6 @@ def serves_in_place(config: Config, source: lookup.Match, https_port: int,
     - it serves requests (a redirect-only block cannot serve HTTPS), and no
       redirect of it to https on the requested host would then answer HTTPS
       requests too (a loop);
-    - it has listen directives of its own (without one nginx listens on
-      *:80; adding a TLS listen would end that);
     - the certificate covers every name it answers (literal, wildcard or
       regex): a name the certificate does not cover would be served it on
       the HTTPS port, taken from whichever block serves it there now, and
@@ -427,8 +437,6 @@ def serves_in_place(config: Config, source: lookup.Match, https_port: int,
     node, server = source.server.ref, source.server
     names = _host_names(server.names)
     if source.kind == lookup.DEFAULT or not names:
-        return False
-    if not any(n.name == "listen" for n in config.expand(node.children)):
         return False
     if _only_redirects(config, node) or _redirects_to_itself(config, node, names):
         return False
@@ -479,9 +487,13 @@ def add_tls_in_place(config: Config, source: lookup.Match, http_port: int, https
     """Make the block that answers the name on http_port serve HTTPS too:
     a TLS listen on https_port after its last listen, for each address it
     listens on at http_port (and ``http2 on;`` where that is the form).
-    Nothing else of the block changes; set_certificate adds the pair."""
+    Nothing else of the block changes; set_certificate adds the pair.  A
+    block without listen directives listens on *:80 (lookup.DEFAULT_LISTEN):
+    a TLS listen would end that, so it is said first."""
     node = source.server.ref
     lines = _tls_listens(config, source, http_port, https_port, http2)
+    if not any(n.name == "listen" for n in config.expand(node.children)):
+        lines.insert(0, f"listen {lookup.DEFAULT_LISTEN.port};  {edit.MARK}")
     if http2 == HTTP2_DIRECTIVE and not config.directives(node, "http2"):
         lines.append(f"http2 on;  {edit.MARK}")
     listens = [i for i, n in enumerate(node.children) if n.name == "listen"]

@@ -261,7 +261,13 @@ def test_answered_certificate_names(server_names, old, new, lost):
      "        return 301 https://$host$request_uri;\n    }", ["a.example"], False),
     ("listen 80;\n    server_name a.example;\n    if ($scheme = http) {\n"
      "        return 301 https://$host$request_uri;\n    }\n    root /srv;", ["a.example"], False),
-    ("server_name a.example;\n    root /srv;", ["a.example"], False),  # no listen: *:80
+    ("server_name a.example;\n    root /srv;", ["a.example"], True),  # no listen: *:80
+    ("listen 80;\n    server_name a.example;\n    rewrite ^/(.*)$ /index.php?q=$1 last;",
+     ["a.example"], True),  # a front controller serves
+    ("listen 80;\n    server_name a.example;\n    rewrite ^ https://b.example$request_uri? "
+     "permanent;", ["a.example"], False),
+    ("listen 80;\n    server_name a.example;\n    rewrite ^/(.*)$ /new/$1 permanent;",
+     ["a.example"], False),
 ])
 def test_serves_in_place(tmp_path, block, covered, in_place):
     config = load(tmp_path, "server {\n    %s\n}\n" % block)
@@ -310,3 +316,15 @@ def test_a_dual_stack_listen_gets_a_dual_stack_tls_listen(tmp_path):
     block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                     "a.example", 80, 443, None, ["a.example"])
     assert f"    listen [::]:443 ssl ipv6only=off;  {M}\n" in parser.dump_node(block)
+
+
+def test_a_block_without_listen_keeps_answering_on_80(tmp_path):
+    # Without a listen directive nginx listens on *:80; a TLS listen alone
+    # would end that, so the :80 one is written out first.
+    config = load(tmp_path, "server {\n    server_name a.example;\n    root /srv;\n}\n")
+    block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                    "a.example", 80, 443, None, ["a.example"])
+    assert parser.dump_node(block) == (f"server {{\n    server_name a.example;\n"
+                                       f"    listen 80;  {M}\n    listen 443 ssl;  {M}\n"
+                                       "    root /srv;\n}")
+    assert [m.server.ref for m in sites.answering(config, "a.example", 80, False)] == [block]
