@@ -397,6 +397,31 @@ def _only_redirects(config: Config, server: Node) -> bool:
     return any(_redirects_every_request(n) for n in config.expand(server.children))
 
 
+def _ends_rewrites(config: Config, node: Node) -> bool:
+    """Can node (a server-level directive) end nginx's run of server-level
+    rewrite directives so that a location is chosen: ``break``, or a
+    ``rewrite`` with ``last``/``break``, here or inside an ``if``?"""
+    if node.name == "break" or (node.name == "rewrite" and node.args[2:3] in (["last"],
+                                                                              ["break"])):
+        return True
+    return node.name == "if" and node.children is not None and any(
+        _ends_rewrites(config, n) for n in config.expand(node.children))
+
+
+def _locations_unreachable(config: Config, server: Node) -> bool:
+    """Without its challenge guard, does a server-level return (or rewrite
+    to a redirect) answer every request before anything could end the
+    server's rewrite directives and let nginx choose a location?"""
+    for node in config.expand(server.children):
+        if is_guard(node):
+            continue
+        if _redirects_every_request(node):
+            return True
+        if _ends_rewrites(config, node):
+            return False
+    return False
+
+
 def covers_server_name(certificate_names: Sequence[str], server_name: str) -> bool:
     """Whether a certificate for certificate_names is valid for every host
     server_name matches: a regular expression or a trailing wildcard
@@ -545,7 +570,7 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
         edit.replace(copy, listens[0], new_listens, newline, copy.file)
     else:
         edit.insert(copy, 0, new_listens, newline, copy.file)
-    if _only_redirects(config, node):
+    if _locations_unreachable(config, node):
         # Over HTTPS the redirect answers every request before a location
         # is chosen: the copy needs neither locations (the challenge one
         # included) nor the guard that lets challenges past on plain HTTP.

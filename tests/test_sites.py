@@ -328,3 +328,13 @@ def test_a_block_without_listen_keeps_answering_on_80(tmp_path):
                                        f"    listen 80;  {M}\n    listen 443 ssl;  {M}\n"
                                        "    root /srv;\n}")
     assert [m.server.ref for m in sites.answering(config, "a.example", 80, False)] == [block]
+
+
+def test_a_copy_keeps_locations_a_user_break_lets_requests_reach(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name old.example;\n"
+                  "    if ($uri ~ ^/status) { break; }\n"
+                  "    return 301 https://new.example$request_uri;\n"
+                  "    location /status { return 200; }\n}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "old.example", 80)[0],
+                                   "old.example", 80, 443, None, ["old.example"])
+    assert "location /status" in parser.dump_node(copy)
