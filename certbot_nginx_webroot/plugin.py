@@ -424,22 +424,61 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             key_type = certificates.key_type(key_path) or certificates.key_type(cert_path)
             targets = sites.tls_blocks(config, domain, https_port) or \
                 self._new_tls_targets(config, domain, covered)
+            placed = []
             for server, port in targets:
-                pairs = sites.certificate_pairs(config, server)
-                pair = self._pair_to_replace(pairs, fullchain, key_type, domain)
-                # nginx picks between pairs by what the client supports, not
-                # by name: a pair added beside the others is served for every
-                # name of the block too, so each must keep working.
-                for current, _ in (pairs[pair:pair + 1] if pair < len(pairs) else pairs):
-                    self._keep_other_names_working(config, server, current, fullchain,
-                                                   covered)
-                sites.set_certificate(config, server, fullchain, key_path, port, pair)
-            self._secure(config, [server for server, _ in targets])
+                try:
+                    self._install_pair(config, server, port, fullchain, key_path, key_type,
+                                       domain, covered)
+                except sites.SiteError:
+                    # The block has domain through a wildcard or regex, and
+                    # names the old certificate still serves: domain's own
+                    # :80 block, made to serve HTTPS, takes it instead (an
+                    # exact name wins over those on the HTTPS port too).
+                    server = self._own_https_block(config, domain, server, port, covered)
+                    if server is None:
+                        raise
+                    self._install_pair(config, server, port, fullchain, key_path, key_type,
+                                       domain, covered)
+                placed.append(server)
+            self._secure(config, placed)
         except sites.SiteError as err:
             self._config = None  # drop the half-edited tree; nothing was written
             raise errors.PluginError(str(err)) from err
         self._expected.setdefault(fullchain, []).append(domain)
         self._live = False
+
+    def _install_pair(self, config: Config, server: Any, port: int, fullchain: str,
+                      key_path: str, key_type: Optional[str], domain: str,
+                      covered: List[str]) -> None:
+        pairs = sites.certificate_pairs(config, server)
+        pair = self._pair_to_replace(pairs, fullchain, key_type, domain)
+        # nginx picks between pairs by what the client supports, not by
+        # name: a pair added beside the others is served for every name of
+        # the block too, so each must keep working.
+        for current, _ in (pairs[pair:pair + 1] if pair < len(pairs) else pairs):
+            self._keep_other_names_working(config, server, current, fullchain, covered)
+        sites.set_certificate(config, server, fullchain, key_path, port, pair)
+
+    def _own_https_block(self, config: Config, domain: str, server: Any, port: int,
+                         covered: List[str]) -> Optional[Any]:
+        """An HTTPS block for domain alone, made from the :80 block that has
+        domain as an exact server_name, when the TLS block that serves it
+        on --https-port has it only through a wildcard or regex (so the
+        new block takes it there); None when there is no such :80 block."""
+        https_port = self.config.https_port
+        names = next((s.names for s in config.servers() if s.ref is server), ())
+        rank = sites.lookup.server_rank(domain.lower(), names)
+        if port != https_port or rank is None or rank[0] == sites.lookup.EXACT:
+            return None
+        source = next((m for m in sites.answering(config, domain, self.config.http01_port)
+                       if m.kind == sites.lookup.EXACT and m.server.ref is not server), None)
+        if source is None:
+            return None
+        try:
+            return sites.make_https_server(config, source, domain, self.config.http01_port,
+                                           https_port, self._http2_form(), covered)
+        except sites.SiteError:
+            return None
 
     def _new_tls_targets(self, config: Config, domain: str,
                          covered: List[str]) -> List[Tuple[Any, int]]:

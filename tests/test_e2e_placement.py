@@ -196,3 +196,31 @@ server {
     issue_then_renew(acme, nginx, site, ["old.example"], "--redirect")
     assert server_blocks(site_text(nginx)) == 2
     assert lab.https_response("old.example", "/page")[0] == 301
+
+
+def test_a_name_with_its_own_block_gets_its_own_https_block_beside_a_wildcard(acme, nginx):
+    """C1, "put the new pair where it belongs": foo.wild.example has a :80
+    block of its own; the wildcard HTTPS block keeps serving the others."""
+    cert, key = self_signed(nginx, "wild", "*.wild.example")
+    nginx.write("sites/tls.conf", """\
+server {
+    listen {https} ssl;
+    server_name ~^(?<sub>[a-z0-9-]+)\\.wild\\.example$;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    location / { return 200 "wildcard site\\n"; }
+}
+""" % (cert, key))
+    certbot = issue_then_renew(acme, nginx, """\
+server {
+    listen {http};
+    server_name foo.wild.example;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""", ["foo.wild.example"], "--no-redirect")
+    assert lab.served_cert_der("www.wild.example") == lab.leaf_der(cert)
+    assert lab.https_response("www.wild.example", "/") == (200, b"wildcard site\n")
+    assert lab.served_cert_der("foo.wild.example") == lab.leaf_der(
+        certbot.live("foo.wild.example"))
+    assert lab.https_response("foo.wild.example", "/") == (200, b"backend 127.0.0.1\n")
+    assert nginx_warnings(nginx) == []

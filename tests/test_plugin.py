@@ -925,3 +925,32 @@ def test_a_name_with_a_block_of_its_own_is_not_put_in_another_names_default(tmp_
     for name in ("a", "b"):
         site = (root / f"sites/{name}.conf").read_text()
         assert site.count("server {") == 1 and both in site and "listen 443 ssl" in site
+
+
+def test_a_name_with_its_own_80_block_gets_its_own_https_block_beside_a_wildcard(tmp_path, fake):
+    # Issue 20 C1, "put the new pair where it belongs": the wildcard block
+    # keeps its certificate; foo's own :80 block gets an HTTPS block, whose
+    # exact name nginx prefers on 443.
+    wild = self_signed(tmp_path, "*.example.com")
+    foo = self_signed(tmp_path, "foo.example.com")
+    root = write_conf(tmp_path, {
+        "w.conf": "server {\n    listen 443 ssl;\n"
+                  "    server_name ~^(?<sub>[a-z0-9-]+)\\.example\\.com$;\n"
+                  f"    ssl_certificate {wild};\n    ssl_certificate_key /k;\n}}\n",
+        "foo.conf": PROXY.replace("a.example", "foo.example.com")})
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("foo.example.com", foo, "/k2", None, foo)
+    inst.save("deploy")
+    assert wild in (root / "sites/w.conf").read_text()
+    assert foo not in (root / "sites/w.conf").read_text()
+    config = Config.load(str(root / "nginx.conf"))
+    https = sites.answering(config, "foo.example.com", 443, False)
+    assert [m.server.ref.file for m in https] == [str(root / "sites/foo.conf")]
+    assert foo in parser_dump(https[0].server.ref)
+    other = sites.answering(config, "bar.example.com", 443, False)
+    assert [m.server.ref.file for m in other] == [str(root / "sites/w.conf")]
+
+
+def parser_dump(node):
+    from certbot_nginx_webroot import parser
+    return parser.dump_node(node)
