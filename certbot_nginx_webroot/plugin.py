@@ -493,35 +493,112 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             for match in (sites.answering(config, domain, http_port)
                           + sites.answering(config, domain, https_port, use_default=False)):
                 sites.limit_challenge_methods(config, match.server.ref)
-            targets = sites.tls_blocks(config, domain, https_port)
-            if not targets:
-                http = sites.answering(config, domain, http_port)
-                if not http:
-                    raise sites.SiteError(
-                        f"no server block answers {domain} on port {http_port} or "
-                        f"{https_port}; add a server block with server_name {domain}")
-                # The block named for the domain is the site; a catch-all that
-                # answers it only on another address is not.
-                source = next((m for m in http if m.kind != sites.lookup.DEFAULT), http[0])
-                targets = [(sites.make_https_server(config, source, domain, http_port,
-                                                    https_port, self._http2_form(), covered),
-                            https_port)]
+            targets = sites.tls_blocks(config, domain, https_port) or \
+                self._new_tls_targets(config, domain, covered)
+            placed = []
             for server, port in targets:
-                pairs = sites.certificate_pairs(config, server)
-                pair = self._pair_to_replace(pairs, fullchain, key_type, domain)
-                # nginx picks between pairs by what the client supports, not
-                # by name: a pair added beside the others is served for every
-                # name of the block too, so each must keep working.
-                for current, _ in (pairs[pair:pair + 1] if pair < len(pairs) else pairs):
-                    self._keep_other_names_working(config, server, current, fullchain,
-                                                   covered)
-                sites.set_certificate(config, server, fullchain, key_path, port, pair)
-            self._secure(config, [server for server, _ in targets])
+                try:
+                    self._install_pair(config, server, port, fullchain, key_path, key_type,
+                                       domain, covered)
+                except sites.SiteError:
+                    # The block has domain through a wildcard or regex, and
+                    # names the old certificate still serves: domain's own
+                    # :80 block, made to serve HTTPS, takes it instead (an
+                    # exact name wins over those on the HTTPS port too).
+                    server = self._own_https_block(config, domain, server, port, covered)
+                    if server is None:
+                        raise
+                    self._install_pair(config, server, port, fullchain, key_path, key_type,
+                                       domain, covered)
+                placed.append(server)
+            self._secure(config, placed)
         except sites.SiteError as err:
             self._config = None  # drop the half-edited tree; nothing was written
             raise errors.PluginError(str(err)) from err
         self._expected.setdefault(fullchain, []).append(domain)
         self._live = False
+
+    def _install_pair(self, config: Config, server: Any, port: int, fullchain: str,
+                      key_path: str, key_type: Optional[str], domain: str,
+                      covered: List[str]) -> None:
+        pairs = sites.certificate_pairs(config, server)
+        pair = self._pair_to_replace(pairs, fullchain, key_type, domain)
+        # nginx picks between pairs by what the client supports, not by
+        # name: a pair added beside the others is served for every name of
+        # the block too, so each must keep working.
+        for current, _ in (pairs[pair:pair + 1] if pair < len(pairs) else pairs):
+            self._keep_other_names_working(config, server, current, fullchain, covered)
+        sites.set_certificate(config, server, fullchain, key_path, port, pair)
+
+    def _own_https_block(self, config: Config, domain: str, server: Any, port: int,
+                         covered: List[str]) -> Optional[Any]:
+        """An HTTPS block for domain alone, made from the :80 block that has
+        domain as an exact server_name, when the TLS block that serves it
+        on --https-port has it only through a wildcard or regex (so the
+        new block takes it there); None when there is no such :80 block."""
+        https_port = self.config.https_port
+        names = next((s.names for s in config.servers() if s.ref is server), ())
+        rank = sites.lookup.server_rank(domain.lower(), names)
+        if port != https_port or rank is None or rank[0] == sites.lookup.EXACT:
+            return None
+        source = next((m for m in sites.answering(config, domain, self.config.http01_port)
+                       if m.kind == sites.lookup.EXACT and m.server.ref is not server), None)
+        if source is None:
+            return None
+        try:
+            return sites.make_https_server(config, source, domain, self.config.http01_port,
+                                           https_port, self._http2_form(), covered)
+        except sites.SiteError:
+            return None
+
+    def _new_tls_targets(self, config: Config, domain: str,
+                         covered: List[str]) -> List[Tuple[Any, int]]:
+        """(block, port) to install domain's certificate in when no TLS
+        block answers domain by name, in this order:
+
+        1. the TLS block of another name of the certificate that the block
+           answering domain on the HTTP port answers by name too (one site,
+           and an expanded certificate): domain is added to its server_name;
+        2. when no HTTP block answers domain by name (a catch-all does), the
+           TLS block nginx serves domain from on --https-port as the
+           default_server (or first block) of its address, when it is this
+           certificate's site: it answers another of its names by name;
+        3. the HTTP block itself, given a TLS listen, or a copy of it
+           (sites.make_https_server);
+        4. when that block only redirects to HTTPS on the same name, the TLS
+           block nginx serves domain from on --https-port, default included.
+        """
+        http_port, https_port = self.config.http01_port, self.config.https_port
+        http = sites.answering(config, domain, http_port)
+        # The block named for the domain is the site; a catch-all that
+        # answers it only on another address is not.
+        source = next((m for m in http if m.kind != sites.lookup.DEFAULT),
+                      http[0] if http else None)
+        sibling = source and sites.tls_block_of_the_site(config, source, domain, covered,
+                                                         https_port)
+        if sibling is not None:
+            sites.add_server_name(config, sibling, domain)
+            return [(sibling, https_port)]
+        defaults = sites.default_tls_blocks(config, domain, https_port)
+        # A :80 block named for domain is its site, which 3. serves; without
+        # one (a catch-all answers it), the site is the TLS block that serves
+        # domain already.
+        site = [node for node in defaults if sites.answers_another(config, node, domain, covered)]
+        if site and (source is None or source.kind == sites.lookup.DEFAULT):
+            return [(node, https_port) for node in site]
+        if source is None:
+            if defaults:
+                return [(node, https_port) for node in defaults]
+            raise sites.SiteError(
+                f"no server block answers {domain} on port {http_port} or "
+                f"{https_port}; add a server block with server_name {domain}")
+        try:
+            return [(sites.make_https_server(config, source, domain, http_port, https_port,
+                                             self._http2_form(), covered), https_port)]
+        except sites.SiteError:
+            if not defaults:
+                raise
+            return [(node, https_port) for node in defaults]
 
     @staticmethod
     def _pair_to_replace(pairs: List[Tuple[str, Optional[str]]], fullchain: str,
@@ -555,6 +632,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         old = certificates.names(current)
         names = next((s.names for s in config.servers() if s.ref is server), ())
         lost = [n for n in names if sites.covers(old, n) and not sites.covers(covered, n)]
+        # Names the block answers through a wildcard or regex server_name
+        # cannot be listed from the block: those of the old certificate's
+        # names (a wildcard: hosts it covers) the block matches count.
+        lost += [n for n in sites.answered_certificate_names(names, old, covered)
+                 if n not in lost]
         if lost:
             raise sites.SiteError(
                 f"the server block at {sites.where(server)} serves {', '.join(lost)} with "

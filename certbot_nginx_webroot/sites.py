@@ -581,11 +581,191 @@ def http2_listen_stays_local(config: Config, addr: str, port: int) -> bool:
     return not others or any(listen.http2 for listen in others)
 
 
+# Variables whose value in a redirect's target is the host the request asked for.
+_HOST_VARIABLES = ("$host", "$http_host", "$server_name")
+
+
+def _self_redirect(node: Node, names: Sequence[str]) -> bool:
+    """Is node a redirect to https on the host it was asked for (which, in
+    a block that also served TLS, would send HTTPS requests to themselves)?"""
+    if not _is_https_redirect(node):
+        return False
+    host = _redirect_host(node)
+    return host in _HOST_VARIABLES or host in (n.lower() for n in names)
+
+
+def _redirects_to_itself(config: Config, server: Node, names: Sequence[str]) -> bool:
+    """Does any rewrite directive of server (at any depth, includes
+    expanded, conditional or not) redirect to https on the requested host?"""
+    pending = list(config.expand(server.children))
+    while pending:
+        node = pending.pop()
+        if _self_redirect(node, names):
+            return True
+        if node.children is not None:
+            pending.extend(config.expand(node.children))
+    return False
+
+
+def _redirects_every_request(node: Node) -> bool:
+    """Is node a server-level ``return``, or a ``rewrite`` of every URI to a
+    redirect?  A rewrite to a local URI (``rewrite ^ /index.php last;``, a
+    front controller) serves content: nginx goes on with the new URI."""
+    if node.name == "return":
+        return True
+    if node.name != "rewrite" or len(node.args) < 2 or not answers_every_request(node):
+        return False
+    return node.args[1].startswith(("http://", "https://", "$scheme")) or \
+        node.args[2:3] in (["redirect"], ["permanent"])
+
+
+def _only_redirects(config: Config, server: Node) -> bool:
+    """Does a server-level return, or rewrite to a redirect, answer every
+    request (a redirect-only block, certbot's ``return 404;`` after its ifs)?"""
+    return any(_redirects_every_request(n) for n in config.expand(server.children))
+
+
+def _ends_rewrites(config: Config, node: Node) -> bool:
+    """Can node (a server-level directive) end nginx's run of server-level
+    rewrite directives so that a location is chosen: ``break``, or a
+    ``rewrite`` with ``last``/``break``, here or inside an ``if``?"""
+    if node.name == "break" or (node.name == "rewrite" and node.args[2:3] in (["last"],
+                                                                              ["break"])):
+        return True
+    return node.name == "if" and node.children is not None and any(
+        _ends_rewrites(config, n) for n in config.expand(node.children))
+
+
+def _locations_unreachable(config: Config, server: Node) -> bool:
+    """Without its challenge guard, does a server-level return (or rewrite
+    to a redirect) answer every request before anything could end the
+    server's rewrite directives and let nginx choose a location?"""
+    for node in config.expand(server.children):
+        if is_guard(node):
+            continue
+        if _redirects_every_request(node):
+            return True
+        if _ends_rewrites(config, node):
+            return False
+    return False
+
+
+def covers_server_name(certificate_names: Sequence[str], server_name: str) -> bool:
+    """Whether a certificate for certificate_names is valid for every host
+    server_name matches: a regular expression or a trailing wildcard
+    (``www.example.*``) matches hosts no certificate can list."""
+    if server_name.startswith("~") or server_name.endswith(".*"):
+        return False
+    if server_name.startswith("."):  # ".example.org": the name and *.example.org
+        return covers(certificate_names, server_name[1:]) and \
+            covers(certificate_names, "*" + server_name)
+    return covers(certificate_names, server_name)
+
+
+def _host_names(names: Sequence[str]) -> List[str]:
+    """The server_names that can match a request's host ("_" and "" are
+    the catch-all idiom: names no client sends)."""
+    return [n for n in names if n not in ("", "_")]
+
+
+def serves_in_place(config: Config, source: lookup.Match, https_port: int,
+                    covered: Sequence[str]) -> bool:
+    """Can the block that answers the name on the HTTP port serve it over
+    HTTPS itself (a TLS listen and the certificate added to it), instead of
+    a copy?  Only when that changes nothing else nginx does:
+
+    - it answers the name by name (a catch-all would take every other name
+      on the HTTPS port);
+    - it serves requests (a redirect-only block cannot serve HTTPS), and no
+      redirect of it to https on the requested host would then answer HTTPS
+      requests too (a loop);
+    - the certificate covers every name it answers (literal, wildcard or
+      regex): a name the certificate does not cover would be served it on
+      the HTTPS port, taken from whichever block serves it there now, and
+      the block's certificate could then never be replaced by one without
+      that name (another lineage for it would be refused);
+    - no other block answers one of its names by name on the HTTPS port
+      (nginx: "conflicting server name").
+    """
+    node, server = source.server.ref, source.server
+    names = _host_names(server.names)
+    if source.kind == lookup.DEFAULT or not names:
+        return False
+    if _only_redirects(config, node) or _redirects_to_itself(config, node, names):
+        return False
+    if not all(covers_server_name(covered, n) for n in names):
+        return False
+    for name in names:
+        if name.startswith(("~", "*", ".")) or name.endswith(".*"):
+            continue
+        try:
+            others = answering(config, name, https_port, use_default=False)
+        except SiteError:
+            return False
+        if any(m.server.ref is not node for m in others):
+            return False
+    return True
+
+
+def _tls_listens(config: Config, source: lookup.Match, http_port: int, https_port: int,
+                 http2: Optional[str]) -> List[str]:
+    """One TLS listen on https_port per address source listens on at
+    http_port (socket options and default_server stay with the first
+    listen of an address:port, as nginx allows them once)."""
+    addrs: List[str] = []
+    for listen in source.server.listens:
+        if listen.port == http_port and listen.addr not in addrs:
+            addrs.append(listen.addr)
+    # `listen [::]:80 ipv6only=off;` takes IPv4 too: its TLS listen must,
+    # unless another block's listen on that address:port sets the options.
+    dual_stack = {lookup.parse_listen(n.args) for n in config.expand(source.server.ref.children)
+                  if n.name == "listen" and "ipv6only=off" in n.args}
+    dual_addrs = {listen.addr for listen in dual_stack if listen and listen.port == http_port}
+    lines = []
+    for addr in addrs or ["*"]:
+        flags = "ssl"
+        if http2 == HTTP2_LISTEN and http2_listen_stays_local(config, addr, https_port):
+            flags += " http2"
+        if addr in dual_addrs and not any(
+                (listen.addr, listen.port) == (addr, https_port)
+                for server in config.servers() for listen in server.listens):
+            flags += " ipv6only=off"
+        lines.append(f"listen {https_port if addr == '*' else f'{addr}:{https_port}'} "
+                     f"{flags};  {edit.MARK}")
+    return lines
+
+
+def add_tls_in_place(config: Config, source: lookup.Match, http_port: int, https_port: int,
+                     http2: Optional[str] = None) -> Node:
+    """Make the block that answers the name on http_port serve HTTPS too:
+    a TLS listen on https_port after its last listen, for each address it
+    listens on at http_port (and ``http2 on;`` where that is the form).
+    Nothing else of the block changes; set_certificate adds the pair.  A
+    block without listen directives listens on *:80 (lookup.DEFAULT_LISTEN):
+    a TLS listen would end that, so it is said first."""
+    node = source.server.ref
+    lines = _tls_listens(config, source, http_port, https_port, http2)
+    if not any(n.name == "listen" for n in config.expand(node.children)):
+        lines.insert(0, f"listen {lookup.DEFAULT_LISTEN.port};  {edit.MARK}")
+    if http2 == HTTP2_DIRECTIVE and not config.directives(node, "http2"):
+        lines.append(f"http2 on;  {edit.MARK}")
+    listens = [i for i, n in enumerate(node.children) if n.name == "listen"]
+    after = max(listens or [i for i, n in enumerate(node.children)
+                            if n.name == "server_name"], default=-1)
+    edit.insert(node, after + 1, "\n".join(lines), config.file_of(node).newline, node.file)
+    config.mark_changed(node)
+    return node
+
+
 def make_https_server(config: Config, source: lookup.Match, name: str,
                       http_port: int, https_port: int, http2: Optional[str] = None,
                       covered: Sequence[str] = ()) -> Node:
-    """Copy the block that answers name on http_port into a new block right
-    after it that listens on https_port with ssl, on the same addresses.
+    """The block that serves name over HTTPS when none does yet: the block
+    that answers it on http_port itself, given a TLS listen, where that
+    changes nothing else (serves_in_place); else a copy of it right after
+    it that listens on https_port with ssl, on the same addresses (a copy
+    of a redirect-only block without its locations and challenge guard,
+    which a redirect answering every request never reaches).
 
     Socket options and default_server are not copied (nginx allows them once
     per address:port).  The copy answers only the names the certificate
@@ -601,17 +781,9 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
             f"{name} has no server block on port {https_port}, and the one on port "
             f"{http_port} ({where(node)}) only redirects to HTTPS; add an HTTPS server "
             "block for it")
-    addrs: List[str] = []
-    for listen in source.server.listens:
-        if listen.port == http_port and listen.addr not in addrs:
-            addrs.append(listen.addr)
-    lines = []
-    for addr in addrs or ["*"]:
-        flags = "ssl"
-        if http2 == HTTP2_LISTEN and http2_listen_stays_local(config, addr, https_port):
-            flags += " http2"
-        lines.append(f"listen {https_port if addr == '*' else f'{addr}:{https_port}'} "
-                     f"{flags};  {edit.MARK}")
+    if serves_in_place(config, source, https_port, covered or [name]):
+        return add_tls_in_place(config, source, http_port, https_port, http2)
+    lines = _tls_listens(config, source, http_port, https_port, http2)
     if http2 == HTTP2_DIRECTIVE and not config.directives(node, "http2"):
         lines.append(f"http2 on;  {edit.MARK}")
     new_listens = "\n".join(lines)
@@ -626,6 +798,14 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
         edit.replace(copy, listens[0], new_listens, newline, copy.file)
     else:
         edit.insert(copy, 0, new_listens, newline, copy.file)
+    if _locations_unreachable(config, node):
+        # Over HTTPS the redirect answers every request before a location
+        # is chosen: the copy needs neither locations (the challenge one
+        # included) nor the guard that lets challenges past on plain HTTP.
+        for i in reversed(range(len(copy.children))):
+            child = copy.children[i]
+            if child.name == "location" or is_guard(child):
+                edit.remove(copy, i)
     keep = [name] if source.kind == lookup.DEFAULT else \
         [n for n in source.server.names if n == name or covers(covered, n)] or [name]
     if keep != list(source.server.names):
@@ -640,6 +820,101 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
     edit.mark_block(holder, index + 1)  # every line of the copy is one the plugin added
     config.mark_changed(copy)
     return copy
+
+
+def _probe_labels(server_names: Sequence[str]) -> List[str]:
+    """Labels to try a wildcard certificate name's hosts with against
+    server_names: the words of their patterns (``~^(www|api)\\.``: www,
+    api) and a few common ones.  A regular expression's hosts cannot be
+    listed; these find the usual ones (any label, or a list of them)."""
+    labels = ["www", "a", "nginx-webroot-probe"]
+    for name in server_names:
+        for word in re.findall(r"[A-Za-z0-9][A-Za-z0-9-]*", name):
+            if word.lower() not in labels:
+                labels.append(word.lower())
+    return labels
+
+
+def answered_certificate_names(server_names: Sequence[str], old: Sequence[str],
+                               new: Sequence[str]) -> List[str]:
+    """The names of the certificate old that a block with server_names
+    answers (by nginx's matching: literal, wildcard or regular expression)
+    and the certificate new does not cover: what replacing old with new
+    would take away.  A wildcard name of old counts when one of the hosts
+    it covers that new does not is answered by the block."""
+    names = [n.lower() for n in server_names]
+    found = []
+    for name in old:
+        name = name.lower()
+        if "." not in name or covers(new, name):  # a placeholder's CN ("snakeoil")
+            continue
+        if name.startswith("*."):
+            hosts = [f"{label}{name[1:]}" for label in _probe_labels(names)]
+        else:
+            hosts = [name]
+        if any(lookup.server_rank(host, names) is not None and not covers(new, host)
+               for host in hosts):
+            found.append(name)
+    return found
+
+
+def _serves_tls(config: Config, match: lookup.Match) -> bool:
+    server = match.server.ref
+    if match.listen.ssl or match.server.ssl_on:
+        return not any(n.args == ["on"] for n in config.directives(server,
+                                                                   "ssl_reject_handshake"))
+    return False
+
+
+def default_tls_blocks(config: Config, name: str, https_port: int) -> List[Node]:
+    """The TLS blocks nginx serves name from on https_port although none
+    has it as a server_name: the default_server of an address, else the
+    first block on it (a block that rejects handshakes serves nothing)."""
+    return [m.server.ref for m in answering(config, name, https_port)
+            if m.kind == lookup.DEFAULT and _serves_tls(config, m)]
+
+
+def _literal(name: str) -> bool:
+    return not name.startswith(("~", "*", ".")) and not name.endswith(".*")
+
+
+def answers_another(config: Config, server: Node, name: str,
+                    certificate_names: Sequence[str]) -> bool:
+    """Does server answer, by server_name, one of certificate_names other
+    than name (so it is that certificate's site)?"""
+    names = next((s.names for s in config.servers() if s.ref is server), ())
+    return any(lookup.server_rank(other.lower(), names) is not None
+               for other in certificate_names if other.lower() != name and _literal(other))
+
+
+def tls_block_of_the_site(config: Config, source: lookup.Match, name: str,
+                          certificate_names: Sequence[str], https_port: int) -> Optional[Node]:
+    """The TLS block on https_port that already serves another name of the
+    certificate which source (the block answering name on the HTTP port)
+    answers by name too: the HTTPS side of the same site, made for a
+    certificate before it was expanded to name.  None when there is none."""
+    if source.kind == lookup.DEFAULT:
+        return None
+    for other in certificate_names:
+        other = other.lower()
+        if other == name or not _literal(other) or \
+                lookup.server_rank(other, source.server.names) is None:
+            continue
+        for match in answering(config, other, https_port, use_default=False):
+            if match.server.ref is not source.server.ref and _serves_tls(config, match):
+                return match.server.ref
+    return None
+
+
+def add_server_name(config: Config, server: Node, name: str) -> None:
+    """A server_name line of its own for name in server, after its listens
+    and names (nginx adds up every server_name of a block); the user's lines
+    stay as they are."""
+    after = max((i for i, n in enumerate(server.children)
+                 if n.name in ("listen", "server_name")), default=-1)
+    edit.insert(server, after + 1, f"server_name {name};  {edit.MARK}",
+                config.file_of(server).newline, server.file)
+    config.mark_changed(server)
 
 
 def certificate_pairs(config: Config, server: Node) -> List[Tuple[str, Optional[str]]]:
@@ -715,15 +990,39 @@ def certificate_listens(config: Config, name: str, fullchain: str) -> List[Tuple
     for server in config.servers():
         if lookup.server_rank(name.lower(), server.names) is None:
             continue
-        certificates = config.directives(server.ref, "ssl_certificate")
-        if not any(node.args[:1] == [fullchain] for node in certificates):
+        if not _has_certificate(config, server.ref, fullchain):
             continue
         # `ssl on;` (before nginx 1.25) makes every listen of the block TLS.
         tls = [listen for listen in server.listens if listen.ssl or server.ssl_on]
         for listen in tls:
             if (listen.addr, listen.port) not in found:
                 found.append((listen.addr, listen.port))
+    if found:
+        return found
+    # No block has the name: a default_server (or the first block of an
+    # address) with the certificate may serve it (a few blocks to read, not
+    # every block's body).
+    ports = sorted({listen.port for server in config.servers() for listen in server.listens
+                    if listen.ssl or server.ssl_on})
+    for port in ports:
+        for match in _answering_quietly(config, name, port):
+            if match.kind == lookup.DEFAULT and (match.listen.ssl or match.server.ssl_on) and \
+                    _has_certificate(config, match.server.ref, fullchain) and \
+                    (match.listen.addr, port) not in found:
+                found.append((match.listen.addr, port))
     return found
+
+
+def _has_certificate(config: Config, server: Node, fullchain: str) -> bool:
+    return any(node.args[:1] == [fullchain]
+               for node in config.directives(server, "ssl_certificate"))
+
+
+def _answering_quietly(config: Config, name: str, port: int) -> List[lookup.Match]:
+    try:
+        return lookup.answering(config.servers(), name, port)
+    except lookup.AmbiguousName:
+        return []
 
 
 def host_condition(name: str) -> str:

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import lab
-from certbot_nginx_webroot import edit, nginxctl, sites
+from certbot_nginx_webroot import edit, nginxctl, parser, sites
 from certbot_nginx_webroot.config import Config
 from conftest import CORPUS
 
@@ -98,10 +98,15 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
     assert f"\n  if ($uri ~ \"{sites.challenge_uri_pattern()}\") {{  {edit.MARK}\n" \
         f"    break;  {edit.MARK}\n  }}  {edit.MARK}\n\n  # (1)\n" in text
     assert "\n  return 444;\n" in text
-    # A second look finds everything in place and edits nothing.
+    # The HTTPS copy of the catch-all holds what HTTPS needs: its return 444
+    # answers every request there, so no location (issue 20 C5).
+    https = [m.server.ref for m in sites.answering(Config.load(conf), "example.com", 443,
+                                                   use_default=False)]
+    assert len(https) == 1 and "location" not in parser.dump_node(https[0])
+    # A second look finds everything in place and edits nothing (the plugin
+    # looks at HTTPS blocks only when a :80 block lacks the location).
     again = Config.load(conf)
-    for match in sites.answering(again, "example.com", 80) + \
-            sites.answering(again, "example.com", 443, use_default=False):
+    for match in sites.answering(again, "example.com", 80):
         sites.ensure_challenge_location(again, match.server.ref, str(tmp_path / "webroot"),
                                         "example.com")
     assert not again.changed

@@ -733,7 +733,7 @@ def user_lines(text):
     return [line for line in text.splitlines() if edit.MARK not in line and line.strip()]
 
 
-def test_the_https_block_is_copied_from_the_site_not_the_ipv6_default(acme, nginx):
+def test_https_goes_into_the_site_not_the_ipv6_default(acme, nginx):
     os.makedirs(os.path.join(nginx.prefix, "www/html"), exist_ok=True)
     write_file(nginx, "www/html/index.html", "Welcome to nginx!\n")
     site = """\
@@ -752,7 +752,10 @@ server {
     issue_then_renew(acme, nginx, site, ["v4.example"], "--no-redirect")
     assert lab.https_response("v4.example", "/") == (200, b"backend 127.0.0.1\n")
     text = site_text(nginx)
-    assert user_lines(text) == user_lines(nginx.fill(site)) and "\n} \n" in text
+    # The site's block serves HTTPS itself (issue 20 C5; it was copied): the
+    # file's last line is still "} " without a newline.
+    assert user_lines(text) == user_lines(nginx.fill(site)) and text.endswith("\n} ")
+    assert text.count("server {") == 2
 
 
 def test_a_shared_block_redirects_and_serves_only_covered_names(acme, nginx):

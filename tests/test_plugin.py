@@ -328,8 +328,10 @@ def test_own_server_goes_where_an_include_glob_already_looks(tmp_path, fake):
     ("1.27.4", True, "ssl", "    http2 on;  %s\n"),
     ("1.27.4", False, "ssl", ""),                       # built without HTTP/2
 ])
-def test_deploy_cert_makes_a_443_block_from_the_80_block(
+def test_deploy_cert_makes_the_80_block_serve_https_too(
         tmp_path, fake, version, http2, listen_flags, http2_lines):
+    # Issue 20 C5: the block that serves the site gets the TLS listens and the
+    # certificate (it was copied whole into a new block before).
     fake.version_output = nginx_v(version, http2)
     root = write_conf(tmp_path, {"a.conf": PROXY.replace(
         "    listen 80;\n", "    listen 80 default_server;\n    listen [::]:80;\n")})
@@ -338,19 +340,17 @@ def test_deploy_cert_makes_a_443_block_from_the_80_block(
                      "/le/fullchain.pem")
     inst.save("deploy")
     text = (root / "sites/a.conf").read_text()
-    first, second = text.split("\n\nserver {")
-    assert "ssl" not in first
-    marks = 12 if http2_lines else 11
-    assert second == (
-        "  %s\n    listen 443 {0};  %s\n    listen [::]:443 {0};  %s\n{1}"
-        "    server_name a.example;  %s\n    ssl_certificate /le/fullchain.pem;  %s\n"
+    marks = 6 if http2_lines else 5
+    assert text == (
+        "server {\n    listen 80 default_server;\n    listen [::]:80;\n"
+        "    listen 443 {0};  %s\n    listen [::]:443 {0};  %s\n{1}"
+        "    server_name a.example;\n    ssl_certificate /le/fullchain.pem;  %s\n"
         "    ssl_certificate_key /le/key.pem;  %s\n"
-        "    include {2};  %s\n    location / {  %s\n"
-        "        proxy_pass http://127.0.0.1:8080;  %s\n    }  %s\n}  %s\n"
+        "    include {2};  %s\n    location / {\n"
+        "        proxy_pass http://127.0.0.1:8080;\n    }\n}\n"
         .replace("{0}", listen_flags).replace("{1}", http2_lines)
         .replace("{2}", str(tmp_path / "le" / tls.SNIPPET_NAME))
         % ((edit.MARK,) * marks))
-    assert "default_server" not in second
     assert fake.tests == 2 and fake.reloads == 0
 
 
@@ -578,7 +578,7 @@ def test_a_second_run_cannot_take_the_server_root_lock(tmp_path, fake):
         holder.wait()
 
 
-def test_every_added_line_is_marked_but_blank_and_copied_comment_lines(tmp_path, fake):
+def test_every_added_line_is_marked_and_user_lines_stay(tmp_path, fake):
     # What the README promises about the marker, line by line.
     source = ("server {\n    listen 80;\n    server_name a.example;\n\n"
               "    # the app\n    location / {\n        proxy_pass http://127.0.0.1:8080;"
@@ -588,17 +588,14 @@ def test_every_added_line_is_marked_but_blank_and_copied_comment_lines(tmp_path,
     inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
     inst.save("deploy")
     text = (root / "sites/a.conf").read_text()
-    assert text.startswith(source)
-    added = text[len(source):].split("\n")
-    copied_comments = {"    # the app"}
-    for line in added:
-        assert (not line.strip() or line in copied_comments
-                or line.endswith(edit.MARK) or line.endswith("# keep")), line
-    # the user's trailing comment is kept, not stacked with a mark
-    assert "        proxy_pass http://127.0.0.1:8080;  # keep" in added
+    # The block serves HTTPS itself: every line added is marked, and the
+    # user's lines (blank and comment lines included) are as they were.
+    assert [line for line in text.splitlines(True) if not line.rstrip("\n").endswith(
+        edit.MARK)] == source.splitlines(True)
+    assert text.count(edit.MARK) == 4  # listen, the pair, the policy include
 
 
-def test_a_deeply_nested_server_block_is_edited_and_copied(tmp_path, fake):
+def test_a_deeply_nested_server_block_is_edited_and_serves_https(tmp_path, fake):
     depth = 1500  # past Python's default recursion limit
     nested = "    location /a {\n" * depth + "        return 204;\n" + "    }\n" * depth
     root = write_conf(tmp_path, {"a.conf": PROXY.replace("    location / {", nested +
@@ -608,8 +605,9 @@ def test_a_deeply_nested_server_block_is_edited_and_copied(tmp_path, fake):
     inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
     inst.save("deploy")
     text = (root / "sites/a.conf").read_text()
-    assert text.count("location /a {") == 2 * depth  # the :80 block and its HTTPS copy
-    assert text.count("location ^~ /.well-known/acme-challenge/") == 2
+    assert text.count("location /a {") == depth  # served over HTTPS by the block itself
+    assert text.count("location ^~ /.well-known/acme-challenge/") == 1
+    assert text.count("listen 443 ssl") == 1
 
 
 def self_signed(tmp_path, *names):
@@ -623,7 +621,7 @@ def self_signed(tmp_path, *names):
     return str(cert)
 
 
-def test_https_block_is_copied_from_the_named_block_not_a_default_elsewhere(tmp_path, fake):
+def test_https_goes_into_the_named_block_not_a_default_elsewhere(tmp_path, fake):
     # Debian's stock default answers on [::]:80; the site only on IPv4.
     root = write_conf(tmp_path, {
         "0-default.conf": "server {\n    listen [::]:80 default_server;\n    server_name _;\n"
@@ -633,9 +631,9 @@ def test_https_block_is_copied_from_the_named_block_not_a_default_elsewhere(tmp_
     inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
     inst.save("deploy")
     assert "443" not in (root / "sites/0-default.conf").read_text()
-    copy = (root / "sites/a.conf").read_text().split("\n\nserver {")[1]
-    assert "proxy_pass" in copy and f"listen 443 ssl http2;  {edit.MARK}" in copy
-    assert "[::]" not in copy
+    site = (root / "sites/a.conf").read_text()
+    assert site.count("server {") == 1 and f"listen 443 ssl http2;  {edit.MARK}" in site
+    assert "[::]" not in site
 
 
 def test_replacing_a_certificate_other_names_still_need_is_refused(tmp_path, fake):
@@ -934,3 +932,116 @@ def test_a_config_it_cannot_read_is_not_judged_when_nginx_serves(tmp_path, fake,
     (root / "sites/b.conf").write_text("server { listen 80; server_name b.example;\n")
     assert make_plugin(tmp_path).perform([achall("a.example")]) == ["response-a.example"]
     assert "Not checking that nginx lets the CA in" in caplog.text
+
+
+def test_a_wildcard_certificate_in_a_regex_block_is_not_replaced_by_one_name(tmp_path, fake):
+    # Issue 20 C1: the block answers every subdomain; the new certificate one.
+    wild = self_signed(tmp_path, "*.example.com")
+    foo = self_signed(tmp_path, "foo.example.com")
+    root = write_conf(tmp_path, {"w.conf": "server {\n    listen 443 ssl;\n"
+                                 "    server_name ~^(?<sub>[a-z0-9-]+)\\.example\\.com$;\n"
+                                 f"    ssl_certificate {wild};\n    ssl_certificate_key /k;\n}}\n"})
+    before = snapshot(root)
+    with pytest.raises(errors.PluginError) as err:
+        make_plugin(tmp_path).deploy_cert("foo.example.com", foo, "/k2", None, foo)
+    assert "serves *.example.com with" in str(err.value)
+    assert "-d *.example.com -d foo.example.com" in str(err.value)
+    assert snapshot(root) == before
+
+
+def test_an_expanded_certificate_goes_into_the_https_block_of_the_site(tmp_path, fake):
+    # Issue 20 C2, on the layout an earlier version left: a copy for a.example
+    # beside the :80 block that answers a.example and b.example.
+    root = write_conf(tmp_path, {"ab.conf": PROXY.replace("a.example;", "a.example b.example;")
+                                 + "\nserver {\n    listen 443 ssl;\n    server_name a.example;\n"
+                                 "    ssl_certificate /le/old.pem;\n    ssl_certificate_key /k;\n"
+                                 "    location / {\n        proxy_pass http://127.0.0.1:8080;\n"
+                                 "    }\n}\n"})
+    both = self_signed(tmp_path, "a.example", "b.example")
+    inst = make_plugin(tmp_path)
+    for name in ("a.example", "b.example"):
+        inst.deploy_cert(name, both, "/k2", None, both)
+    inst.save("deploy")
+    text = (root / "sites/ab.conf").read_text()
+    assert text.count("server {") == 2  # no third block
+    https = text.split("\nserver {")[1]
+    assert f"    server_name b.example;  {edit.MARK}\n" in https and both in https
+    config = Config.load(str(root / "nginx.conf"))
+    for name in ("a.example", "b.example"):
+        assert [m.server.ref.line for m in sites.answering(config, name, 443, False)] == [9]
+
+
+def test_the_default_https_block_of_the_site_gets_the_names_it_serves(tmp_path, fake):
+    # Issue 20 C4: an app's 443 default_server names example.com only; :80 redirects.
+    root = write_conf(tmp_path, {"app.conf": (
+        "server {\n    listen 80 default_server;\n    server_name _;\n"
+        "    return 301 https://$host$request_uri;\n}\n"
+        "server {\n    listen 443 ssl default_server;\n    server_name example.com;\n"
+        "    ssl_certificate /old.pem;\n    ssl_certificate_key /old.key;\n"
+        "    root /srv/app;\n}\n")})
+    cert = self_signed(tmp_path, "example.com", "www.example.com")
+    inst = make_plugin(tmp_path)
+    for name in ("example.com", "www.example.com"):
+        inst.deploy_cert(name, cert, "/k2", None, cert)
+    inst.save("deploy")
+    text = (root / "sites/app.conf").read_text()
+    assert text.count("server {") == 2 and text.count(cert) == 1 and "/old.pem" not in text
+    config = Config.load(str(root / "nginx.conf"))
+    assert sites.certificate_listens(config, "www.example.com", cert) == [("*", 443)]
+
+
+def test_a_catch_all_default_https_block_is_not_the_site(tmp_path, fake):
+    # A default TLS block that names none of the certificate's names (Debian's
+    # snakeoil catch-all) is not where a site with a block of its own goes.
+    root = write_conf(tmp_path, {"0.conf": "server {\n    listen 443 ssl default_server;\n"
+                                 "    server_name _;\n    ssl_certificate /snake.pem;\n"
+                                 "    ssl_certificate_key /snake.key;\n}\n", "a.conf": PROXY})
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, "/le/fullchain.pem")
+    inst.save("deploy")
+    assert "/le/" not in (root / "sites/0.conf").read_text()
+    assert "listen 443 ssl;" in (root / "sites/a.conf").read_text()
+
+
+def test_a_name_with_a_block_of_its_own_is_not_put_in_another_names_default(tmp_path, fake):
+    # b.example has its own :80 block; a.example's HTTPS block is the first
+    # (so the default) on *:443 and answers another name of the certificate.
+    root = write_conf(tmp_path, {"a.conf": PROXY, "b.conf": PROXY.replace(
+        "a.example", "b.example").replace("8080", "8081")})
+    both = self_signed(tmp_path, "a.example", "b.example")
+    inst = make_plugin(tmp_path)
+    for name in ("a.example", "b.example"):
+        inst.deploy_cert(name, both, "/k2", None, both)
+    inst.save("deploy")
+    for name in ("a", "b"):
+        site = (root / f"sites/{name}.conf").read_text()
+        assert site.count("server {") == 1 and both in site and "listen 443 ssl" in site
+
+
+def test_a_name_with_its_own_80_block_gets_its_own_https_block_beside_a_wildcard(tmp_path, fake):
+    # Issue 20 C1, "put the new pair where it belongs": the wildcard block
+    # keeps its certificate; foo's own :80 block gets an HTTPS block, whose
+    # exact name nginx prefers on 443.
+    wild = self_signed(tmp_path, "*.example.com")
+    foo = self_signed(tmp_path, "foo.example.com")
+    root = write_conf(tmp_path, {
+        "w.conf": "server {\n    listen 443 ssl;\n"
+                  "    server_name ~^(?<sub>[a-z0-9-]+)\\.example\\.com$;\n"
+                  f"    ssl_certificate {wild};\n    ssl_certificate_key /k;\n}}\n",
+        "foo.conf": PROXY.replace("a.example", "foo.example.com")})
+    inst = make_plugin(tmp_path)
+    inst.deploy_cert("foo.example.com", foo, "/k2", None, foo)
+    inst.save("deploy")
+    assert wild in (root / "sites/w.conf").read_text()
+    assert foo not in (root / "sites/w.conf").read_text()
+    config = Config.load(str(root / "nginx.conf"))
+    https = sites.answering(config, "foo.example.com", 443, False)
+    assert [m.server.ref.file for m in https] == [str(root / "sites/foo.conf")]
+    assert foo in parser_dump(https[0].server.ref)
+    other = sites.answering(config, "bar.example.com", 443, False)
+    assert [m.server.ref.file for m in other] == [str(root / "sites/w.conf")]
+
+
+def parser_dump(node):
+    from certbot_nginx_webroot import parser
+    return parser.dump_node(node)

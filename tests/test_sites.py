@@ -96,9 +96,11 @@ OTHER_HTTPS = "server {\n    listen %s;\n    server_name other.example;\n}\n"
 def test_listen_http2_only_where_it_changes_no_other_block(tmp_path, other_https, flags):
     config = load(tmp_path, other_https + "server {\n    listen 80;\n"
                   "    server_name a.example;\n}\n")
-    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                   "a.example", 80, 443, nginxctl.HTTP2_LISTEN)
-    assert parser.dump_node(copy).splitlines()[1] == f"    listen 443 {flags};  {M}"
+    block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                    "a.example", 80, 443, nginxctl.HTTP2_LISTEN, ["a.example"])
+    assert block is config.server_blocks()[-1]  # the block itself serves HTTPS
+    assert parser.dump_node(block).splitlines()[1:3] == ["    listen 80;",
+                                                         f"    listen 443 {flags};  {M}"]
 
 
 def test_http2_directive_is_per_block_and_not_doubled(tmp_path):
@@ -107,12 +109,12 @@ def test_http2_directive_is_per_block_and_not_doubled(tmp_path):
                   "    server_name b.example;\n    http2 off;\n}\n")
     a = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                 "a.example", 80, 443, nginxctl.HTTP2_DIRECTIVE)
-    assert parser.dump_node(a).splitlines()[1:3] == [f"    listen 443 ssl;  {M}",
+    assert parser.dump_node(a).splitlines()[2:4] == [f"    listen 443 ssl;  {M}",
                                                      f"    http2 on;  {M}"]
     b = sites.make_https_server(config, sites.answering(config, "b.example", 80)[0],
                                 "b.example", 80, 443, nginxctl.HTTP2_DIRECTIVE)
     assert "http2 on" not in parser.dump_node(b)  # the block's own choice is kept
-    assert f"    http2 off;  {M}" in parser.dump_node(b)
+    assert "    http2 off;\n" in parser.dump_node(b)
 
 
 def test_set_certificate_leaves_a_listen_that_ssl_on_makes_tls(tmp_path):
@@ -354,3 +356,116 @@ def test_a_redirect_only_block_without_a_challenge_location_gets_no_guard(tmp_pa
                   "    return 301 https://$host$request_uri;\n}\n")
     assert sites.guard_challenges(config, config.server_blocks()[0]) is None
     assert not config.changed
+
+
+@pytest.mark.parametrize("server_names, old, new, lost", [
+    # issue 20 C1: a regex block with a wildcard certificate, a certificate for one name
+    ([r"~^(?<sub>[a-z0-9-]+)\.example\.com$"], ["*.example.com"], ["foo.example.com"],
+     ["*.example.com"]),
+    ([r"~^(www|api)\.example\.com$"], ["*.example.com"], ["foo.example.com"], ["*.example.com"]),
+    ([r"~^foo\.example\.com$"], ["*.example.com"], ["foo.example.com"], []),  # only foo
+    (["*.example.com"], ["*.example.com"], ["foo.example.com"], ["*.example.com"]),
+    (["*.example.com"], ["*.example.com"], ["*.example.com", "example.com"], []),
+    ([r"~^(?<sub>.+)\.example\.com$"], ["example.com", "shop.example.com"],
+     ["example.com"], ["shop.example.com"]),
+    ([r"~^(?<sub>.+)\.example\.com$"], ["*.other.org"], ["a.example.com"], []),  # not served
+    ([r"~."], ["snakeoil"], ["a.example.com"], []),  # a placeholder's CN is no name
+    (["a.example", "b.example"], ["a.example", "b.example"], ["a.example"], ["b.example"]),
+])
+def test_answered_certificate_names(server_names, old, new, lost):
+    assert sites.answered_certificate_names(server_names, old, new) == lost
+
+
+@pytest.mark.parametrize("block, covered, in_place", [
+    ("listen 80;\n    server_name a.example;\n    root /srv;", ["a.example"], True),
+    ("listen 80;\n    server_name a.example b.example;\n    root /srv;", ["a.example"], False),
+    ("listen 80;\n    server_name a.example b.example;\n    root /srv;",
+     ["a.example", "b.example"], True),
+    ("listen 80;\n    server_name a.example *.a.example;\n    root /srv;",
+     ["a.example", "*.a.example"], True),
+    ("listen 80;\n    server_name .a.example;\n    root /srv;", ["a.example"], False),
+    ("listen 80;\n    server_name a.example ~^x\\.a\\.example$;\n    root /srv;",
+     ["a.example", "x.a.example"], False),  # a regex: hosts no certificate lists
+    ("listen 80;\n    server_name a.example;\n    return 301 https://b.example$request_uri;",
+     ["a.example"], False),  # redirect-only: copied
+    ("listen 80;\n    server_name a.example;\n    location / {\n"
+     "        return 301 https://$host$request_uri;\n    }", ["a.example"], False),
+    ("listen 80;\n    server_name a.example;\n    if ($scheme = http) {\n"
+     "        return 301 https://$host$request_uri;\n    }\n    root /srv;", ["a.example"], False),
+    ("server_name a.example;\n    root /srv;", ["a.example"], True),  # no listen: *:80
+    ("listen 80;\n    server_name a.example;\n    rewrite ^/(.*)$ /index.php?q=$1 last;",
+     ["a.example"], True),  # a front controller serves
+    ("listen 80;\n    server_name a.example;\n    rewrite ^ https://b.example$request_uri? "
+     "permanent;", ["a.example"], False),
+    ("listen 80;\n    server_name a.example;\n    rewrite ^/(.*)$ /new/$1 permanent;",
+     ["a.example"], False),
+])
+def test_serves_in_place(tmp_path, block, covered, in_place):
+    config = load(tmp_path, "server {\n    %s\n}\n" % block)
+    match = sites.answering(config, "a.example", 80)[0]
+    assert sites.serves_in_place(config, match, 443, covered) is in_place
+
+
+def test_a_name_another_https_block_has_keeps_the_block_from_serving_in_place(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example b.example;\n"
+                  "    root /srv;\n}\nserver {\n    listen 443 ssl;\n    server_name b.example;\n"
+                  "}\n")
+    match = sites.answering(config, "a.example", 80)[0]
+    # nginx would warn "conflicting server name" for b.example on *:443
+    assert not sites.serves_in_place(config, match, 443, ["a.example", "b.example"])
+
+
+def test_in_place_tls_mirrors_each_address_and_changes_no_user_line(tmp_path):
+    source = ("server {\n    listen 192.0.2.1:80;\n    listen [::]:80 ipv6only=on;\n"
+              "    server_name a.example;\n    root /srv;\n}\n")
+    config = load(tmp_path, source)
+    match = sites.answering(config, "a.example", 80)[0]
+    block = sites.make_https_server(config, match, "a.example", 80, 443, None, ["a.example"])
+    assert block is match.server.ref
+    assert text(config) == source.replace(
+        "    server_name", f"    listen 192.0.2.1:443 ssl;  {M}\n    listen [::]:443 ssl;  {M}\n"
+        "    server_name")
+
+
+def test_https_copy_of_a_redirect_only_block_has_only_what_https_needs(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name old.example;\n"
+                  "    return 301 https://new.example$request_uri;\n}\n")
+    server = config.server_blocks()[0]
+    sites.ensure_challenge_location(config, server, "/w", "old.example")
+    copy = sites.make_https_server(config, sites.answering(config, "old.example", 80)[0],
+                                   "old.example", 80, 443, None, ["old.example"])
+    assert parser.dump_node(copy) == (
+        f"server {{  {M}\n    listen 443 ssl;  {M}\n    server_name old.example;  {M}\n"
+        f"    return 301 https://new.example$request_uri;  {M}\n}}")
+    assert text(config).endswith(f"\n}}  {M}\n")
+
+
+def test_a_dual_stack_listen_gets_a_dual_stack_tls_listen(tmp_path):
+    # `listen [::]:80 ipv6only=off;` alone takes IPv4 too; so must its TLS listen.
+    config = load(tmp_path, "server {\n    listen [::]:80 ipv6only=off;\n"
+                  "    server_name a.example;\n    root /srv;\n}\n")
+    block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                    "a.example", 80, 443, None, ["a.example"])
+    assert f"    listen [::]:443 ssl ipv6only=off;  {M}\n" in parser.dump_node(block)
+
+
+def test_a_block_without_listen_keeps_answering_on_80(tmp_path):
+    # Without a listen directive nginx listens on *:80; a TLS listen alone
+    # would end that, so the :80 one is written out first.
+    config = load(tmp_path, "server {\n    server_name a.example;\n    root /srv;\n}\n")
+    block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                    "a.example", 80, 443, None, ["a.example"])
+    assert parser.dump_node(block) == (f"server {{\n    server_name a.example;\n"
+                                       f"    listen 80;  {M}\n    listen 443 ssl;  {M}\n"
+                                       "    root /srv;\n}")
+    assert [m.server.ref for m in sites.answering(config, "a.example", 80, False)] == [block]
+
+
+def test_a_copy_keeps_locations_a_user_break_lets_requests_reach(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name old.example;\n"
+                  "    if ($uri ~ ^/status) { break; }\n"
+                  "    return 301 https://new.example$request_uri;\n"
+                  "    location /status { return 200; }\n}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "old.example", 80)[0],
+                                   "old.example", 80, 443, None, ["old.example"])
+    assert "location /status" in parser.dump_node(copy)
