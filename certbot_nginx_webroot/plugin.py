@@ -105,6 +105,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._adopted_challenges: List[ChallengeFiles] = []  # in directories nginx serves
         self._tested_before_edit = False  # nginx -t passed on the unedited config
         self._pending_edit: Optional[str] = None  # checkpoint title, kept until served
+        self._temporary_edit = False  # the pending edit is a dry run's, undone in cleanup
         # fullchain -> the names it must be served for (a name may have two:
         # an RSA and an ECDSA lineage)
         self._expected: Dict[str, List[str]] = {}
@@ -132,6 +133,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 f"no nginx configuration at {self._main_conf()}; "
                 "set --nginx-webroot-server-root")
         self._lock_server_root()
+        self._recover_interrupted_run()
         try:
             self._tls_snippet(create=False)  # a newer shipped version replaces an unedited one
         except errors.PluginError as err:
@@ -152,6 +154,32 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 "configuration; rerun when it has finished") from err
         except OSError as err:  # a read-only server root: nothing here can edit it either
             logger.debug("Not locking %s: %s", server_root, err)
+
+    def _recover_interrupted_run(self) -> None:
+        """Undo what a run that was killed mid-way left unfinished (a dry
+        run's temporary challenge location, an edit not yet proven served),
+        as certbot's own nginx plugin does when it starts, and have nginx
+        serve the files as restored.  certbot holds its work directory's
+        lock, so no other run can still be using these checkpoints."""
+        leftovers = [d for d in (self.config.temp_checkpoint_dir, self.config.in_progress_dir)
+                     if os.path.isdir(d)]
+        if not leftovers:
+            return
+        try:
+            self.recovery_routine()
+        except errors.ReverterError as err:
+            raise errors.PluginError(
+                f"cannot undo the unfinished changes of an interrupted run ({err}); see "
+                f"{', '.join(leftovers)}") from err
+        say("Undid the unfinished nginx configuration changes of an interrupted certbot run")
+        nginx = self._nginx()
+        try:
+            nginx.test()
+            nginx.master_pid()
+        except nginxctl.NginxError as err:
+            logger.warning("Not reloading nginx after undoing them: %s", err)
+            return
+        self._reload()
 
     def _webroot(self) -> str:
         return os.path.abspath(self.conf("path"))
@@ -197,7 +225,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             if not self._all_served(achalls, {h: self._probe_targets(h) for h in hosts}):
                 names = hosts
                 self._nginx_must_run()  # before any edit: the edit would need a reload
-                reloaded, adopted = self._ensure_challenge_locations(names, achalls)
+                reloaded, adopted = self._ensure_challenge_locations(names)
                 for directory in sorted(set(adopted) - {self._challenges.directory}):
                     say(f"nginx serves challenges for {', '.join(adopted[directory])} "
                         f"from {directory}; writing them there")
@@ -230,18 +258,6 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         except challenge_files.ChallengeFileError as err:
             raise errors.PluginError(str(err)) from err
         return response
-
-    def _dry_run_needs_location(self, achalls: list, names: List[str]) -> None:
-        """A dry run changes nothing a user can see, so it does not add the
-        challenge location: say so, and what the first real run will do."""
-        targets = {name: self._config_targets(name) for name in names}
-        if self._all_served(achalls, targets):
-            return  # served where the config listens, though not on loopback
-        self._nginx_must_run()
-        raise errors.PluginError(
-            "this dry run changes no nginx configuration, and nginx does not serve the "
-            f"challenge path for {', '.join(names)} yet; the first real run adds the "
-            f"challenge location there (one edit, one reload); nothing was changed")
 
     def _nginx_must_run(self) -> None:
         """Say so plainly when the reason nothing is served is that nginx is
@@ -311,7 +327,27 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 "validate: " + "; ".join(problems + sorted(set(hints))))
 
     def cleanup(self, achalls: list) -> None:
-        self._remove_challenge_files()
+        try:
+            self._remove_challenge_files()
+        finally:
+            self._revert_temporary_edit()
+
+    def _revert_temporary_edit(self) -> None:
+        """A dry run's challenge location, served for this run's challenges,
+        is undone once they are over: the files as they were (certbot's
+        temporary checkpoint), and nginx reloaded to serve them again."""
+        if self._pending_edit is None or not self._temporary_edit:
+            return
+        self._pending_edit = None
+        self._temporary_edit = False
+        try:
+            self.revert_temporary_config()
+        except errors.ReverterError as err:
+            raise errors.PluginError(
+                f"cannot undo this dry run's challenge location: {err}") from err
+        finally:
+            self._config = None  # the files are as they were; the edited tree is not
+        self._reload()
 
     def _remove_challenge_files(self) -> None:
         for files in [self._challenges] + self._adopted_challenges:
@@ -319,14 +355,14 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 files.remove_all()
         self._adopted_challenges = []
 
-    def _ensure_challenge_locations(self, names: List[str], achalls: list
+    def _ensure_challenge_locations(self, names: List[str]
                                     ) -> Tuple[bool, Dict[str, List[str]]]:
         """Make every block answering names serve challenges: a block
         whose own location for them serves a directory keeps it; the others
         get the plugin's location.  Returns whether that took an edit (and so
         a reload), and the directories adopted, with the names they serve.
-        The edit stays pending until the self-check passes; a dry run makes
-        none."""
+        The edit stays pending until the self-check passes; a dry run's is
+        temporary, undone in cleanup()."""
         config = self._load()
         root = self._webroot()
         http_port, https_port = self.config.http01_port, self.config.https_port
@@ -365,13 +401,15 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(str(err)) from err
         if not config.changed:
             return False, adopted
-        if self.config.dry_run:
-            self._config = None  # a dry run saves no edit
-            self._dry_run_needs_location(achalls, names)
-            return False, adopted
+        # A dry run needs the location as much as a real run does, but keeps
+        # nothing: certbot's temporary checkpoint (as its own nginx plugin's
+        # challenge block), undone in cleanup(), and by recovery_routine()
+        # after a crash.
+        temporary = bool(self.config.dry_run)
         title = "nginx-webroot: challenge location"
-        self._save_checkpoint(config, title, finalize=False)
+        self._save_checkpoint(config, title, finalize=False, temporary=temporary)
         self._pending_edit = title
+        self._temporary_edit = temporary
         self._reload()
         return True, adopted
 
@@ -394,7 +432,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(str(err)) from err
 
     def _finish_pending_edit(self) -> None:
-        if self._pending_edit is not None:
+        if self._pending_edit is not None and not self._temporary_edit:
             self.finalize_checkpoint(self._pending_edit)
             self._pending_edit = None
 
@@ -404,6 +442,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         if self._pending_edit is None:
             return
         self._pending_edit = None
+        self._temporary_edit = False
         self.recovery_routine()
         self._config = None  # the files are as they were; the edited tree is not
         self._reload()
