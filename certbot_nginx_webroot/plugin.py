@@ -121,6 +121,21 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 "reloads nginx.".format(self.conf("path"), self.conf("server-root")))
 
     def prepare(self) -> None:
+        self._find_nginx()
+        self._lock_server_root()
+        self._recover_interrupted_run()
+        if self._renewing_as_installer():
+            # Before certbot saves the new certificate: a run killed from
+            # then until the reload leaves the reload owed on disk.
+            domains = getattr(self.config, "domains", None) or []
+            addresses = getattr(self.config, "ip_addresses", None) or []
+            self._remember_owed_reload([str(n) for n in list(domains) + list(addresses)])
+        try:
+            self._tls_snippet(create=False)  # a newer shipped version replaces an unedited one
+        except errors.PluginError as err:
+            logger.warning("%s", err)
+
+    def _find_nginx(self) -> None:
         if os.path.basename(self.conf("ctl")) == self.conf("ctl"):
             # A root crontab's PATH (/usr/bin:/bin) lacks /usr/sbin, where nginx is.
             plugin_util.path_surgery(self.conf("ctl"))
@@ -132,12 +147,6 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.NoInstallationError(
                 f"no nginx configuration at {self._main_conf()}; "
                 "set --nginx-webroot-server-root")
-        self._lock_server_root()
-        self._recover_interrupted_run()
-        try:
-            self._tls_snippet(create=False)  # a newer shipped version replaces an unedited one
-        except errors.PluginError as err:
-            logger.warning("%s", err)
 
     def _lock_server_root(self) -> None:
         """Hold certbot's lock on the server root until certbot exits, so
@@ -698,6 +707,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             key = (self.conf("ctl"), self._main_conf())
             if renewal_run.defer(key, self._lineage, self._expected, self._flush_deferred):
                 atexit.register(_flush_at_exit)
+            for fullchain, names in self._expected.items():
+                self._remember_owed_reload(names, fullchain)
             logger.info("Reload of nginx for %s deferred to the end of this renew run",
                         self._lineage)
             self._expected = {}
@@ -725,12 +736,76 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def _in_renew_run(self) -> bool:
         return getattr(self.config, "verb", None) == "renew" and not self.config.dry_run
 
+    def _renewing_as_installer(self) -> bool:
+        """Whether certbot renew is renewing a lineage this plugin installs,
+        and will tell it so (renew_deploy, generic_updates)."""
+        return (self._in_renew_run() and getattr(self.config, "installer", None) == self.name
+                and not getattr(self.config, "disable_renew_updates", False))
+
+    # -- a reload owed by a run that did not live to make it ---------------
+
+    def _owed_reloads_path(self) -> str:
+        return os.path.join(self.config.work_dir, renewal_run.STATE_NAME)
+
+    def _nginx_key(self) -> Tuple[str, str]:
+        return (self.conf("ctl"), self._main_conf())
+
+    def _remember_owed_reload(self, names: List[str], fullchain: Optional[str] = None) -> None:
+        try:
+            renewal_run.remember(self._owed_reloads_path(), self._nginx_key(), names, fullchain)
+        except OSError as err:
+            raise errors.PluginError(f"cannot record the nginx reload this renewal needs in "
+                                     f"{self._owed_reloads_path()}: {err}") from err
+
+    def _honour_owed_reload(self, lineage: interfaces.RenewableCert) -> None:
+        """An earlier run renewed lineage and ended before nginx served it
+        (killed before its reload): reload in this run, with the lineages it
+        renews, and only if nginx does not serve the lineage yet."""
+        path, key = self._owed_reloads_path(), self._nginx_key()
+        fullchain, names = lineage.fullchain_path, list(lineage.names())
+        if not renewal_run.left_by_earlier_run(path, key, fullchain, names):
+            return
+        self._find_nginx()
+        self._lock_server_root()
+        if self._lineage_served(fullchain, names):
+            logger.info("nginx already serves %s, which an earlier run renewed", fullchain)
+            renewal_run.forget(path, key, {fullchain: names})
+            return
+        say(f"An earlier certbot run renewed {lineage.lineagename} but ended before nginx "
+            "was reloaded for it; reloading nginx in this run")
+        if renewal_run.defer(key, lineage.lineagename, {fullchain: names},
+                             self._flush_deferred):
+            atexit.register(_flush_at_exit)
+
+    def _lineage_served(self, fullchain: str, names: List[str]) -> bool:
+        """Whether nginx serves fullchain's certificate for every name now
+        (no waiting)."""
+        try:
+            expected = probes.first_certificate_der(fullchain)
+        except OSError:
+            return False
+        key_type = certificates.key_type(fullchain)
+        port = self.config.https_port
+        for name in sorted(set(names)):
+            if self._served_on_loopback(name, port, key_type, expected):
+                continue
+            try:
+                if not all(serves(name, addr, target_port, key_type, expected)
+                           for addr, target_port in self._tls_targets(name, fullchain)):
+                    return False
+            except probes.PROBE_ERRORS:
+                return False
+        return True
+
     def generic_updates(self, lineage: interfaces.RenewableCert, *args: Any,
                         **kwargs: Any) -> None:
-        """certbot renew calls this after each lineage, renewed or not; after
-        the last one of the run, reload once for every renewed lineage.  A
-        failure raised here is a renewal failure: certbot names it and exits
-        non-zero, before its post-hooks run."""
+        """certbot renew calls this after each lineage, renewed or not (on a
+        plugin it has not prepared), also when nothing is due; after the
+        last one of the run, reload once for every renewed lineage, and for
+        every lineage an earlier run renewed but did not live to reload for.
+        A failure raised here is a renewal failure: certbot names it and
+        exits non-zero, before its post-hooks run."""
+        self._honour_owed_reload(lineage)
         if not renewal_run.waiting():
             return
         last = renewal_run.last_lineage(self.config.renewal_configs_dir,
@@ -759,6 +834,10 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(
                 f"renewed {len(lineages)} certificate(s) ({', '.join(lineages)}) but nginx "
                 f"does not serve them: {err}; {then}") from err
+        try:  # served: the reload is no longer owed
+            renewal_run.forget(self._owed_reloads_path(), self._nginx_key(), expected)
+        except OSError as err:  # the next run finds them served, and forgets them then
+            logger.warning("Cannot update %s: %s", self._owed_reloads_path(), err)
 
     def _reload(self) -> None:
         try:

@@ -177,3 +177,97 @@ def test_dry_run_killed_mid_way_is_undone_by_the_next_run(acme, nginx):
     assert "interrupted certbot run" in out(proc)
     assert config_files(nginx) == before
     assert lab.http_get("killed.example", MARKER) == backend
+
+
+# A hook that kills the certbot running it with SIGKILL, as systemd does when
+# `systemctl stop` passes its timeout (or as the OOM killer does): certbot
+# runs deploy hooks after saving a renewed certificate and before the
+# installer's reload, which a renew run makes once, at its end.
+KILLER = """\
+#!{python}
+import os, signal, sys
+only = {only!r}
+if only and not os.environ.get("RENEWED_LINEAGE", "").endswith("/" + only):
+    sys.exit(0)
+pid = os.getppid()
+while pid > 1:
+    with open(f"/proc/{{pid}}/cmdline", "rb") as f:
+        if b"certbot.main" in f.read():
+            os.kill(pid, signal.SIGKILL)
+            break
+    with open(f"/proc/{{pid}}/stat") as f:
+        pid = int(f.read().rsplit(")", 1)[1].split()[1])
+"""
+
+
+def killer_hook(certbot, kind, only=""):
+    """A script in certbot's renewal-hooks/<kind>/ that kills certbot (when
+    it renewed the lineage only, if given); returns its path."""
+    path = os.path.join(certbot.directory, "config", "renewal-hooks", kind, "kill-certbot")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(KILLER.format(python=sys.executable, only=only))
+    os.chmod(path, 0o755)
+    return path
+
+
+def owed_file(certbot):
+    return os.path.join(certbot.directory, "work", "nginx-webroot-pending-reloads.json")
+
+
+KILLED = ["a.kill.example", "b.kill.example"]
+
+
+def issue_all(acme, nginx, names):
+    certbot = start(acme, nginx, *names)
+    for name in names:
+        certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(),
+                    "--cert-name", name, "-d", name, "--no-redirect")
+    return certbot
+
+
+def test_renew_killed_before_its_reload_is_reloaded_by_the_next_run(acme, nginx):
+    certbot = issue_all(acme, nginx, KILLED)
+    old = {name: lab.served_cert_der(name) for name in KILLED}
+    before, reloads = config_files(nginx), nginx.reloads()
+    # Killed in the deploy hook of the run's last lineage: a.kill.example's
+    # reload was deferred to the end of the run, and b.kill.example's
+    # certificate was saved a moment ago.
+    hook = killer_hook(certbot, "deploy", only=KILLED[1])
+    proc = certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew", check=False)
+    assert proc.returncode == -signal.SIGKILL, out(proc)
+    os.unlink(hook)
+    new = {name: lab.leaf_der(certbot.live(name)) for name in KILLED}
+    assert all(new[name] != old[name] for name in KILLED)  # both saved ...
+    assert nginx.reloads() == reloads                       # ... and never reloaded for
+    assert {name: lab.served_cert_der(name) for name in KILLED} == old
+    assert stat.S_IMODE(os.stat(owed_file(certbot)).st_mode) == 0o600
+    # The next run has nothing due, and reloads nginx once for both.
+    proc = certbot.run("renew", "--no-random-sleep-on-renew", check=False)
+    assert proc.returncode == 0, out(proc)
+    assert "not yet due" in out(proc)
+    assert nginx.reloads() - reloads == 1
+    assert {name: lab.served_cert_der(name) for name in KILLED} == new  # when certbot exited
+    assert config_files(nginx) == before
+    assert not os.path.exists(owed_file(certbot))
+    # Honoured once: the run after that reloads nothing.
+    certbot.run("renew", "--no-random-sleep-on-renew")
+    assert nginx.reloads() - reloads == 1
+
+
+def test_renew_killed_before_saving_costs_the_next_run_no_reload(acme, nginx):
+    certbot = issue_all(acme, nginx, KILLED[:1])
+    served, reloads = lab.served_cert_der(KILLED[0]), nginx.reloads()
+    saved = lab.leaf_der(certbot.live(KILLED[0]))
+    hook = killer_hook(certbot, "pre")  # before the new certificate exists
+    proc = certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew", check=False)
+    assert proc.returncode == -signal.SIGKILL, out(proc)
+    os.unlink(hook)
+    assert lab.leaf_der(certbot.live(KILLED[0])) == saved
+    assert os.path.exists(owed_file(certbot))  # a renewal was under way
+    proc = certbot.run("renew", "--no-random-sleep-on-renew", check=False)
+    assert proc.returncode == 0, out(proc)
+    # nginx serves what is live: nothing was owed after all.
+    assert nginx.reloads() == reloads
+    assert lab.served_cert_der(KILLED[0]) == served
+    assert not os.path.exists(owed_file(certbot))

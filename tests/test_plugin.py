@@ -876,3 +876,37 @@ def test_the_pair_of_the_key_type_goes_before_an_unreadable_one(tmp_path, fake):
     root = write_conf(tmp_path, {"a.conf": https_block(("/gone/cert.pem", "/gone/key.pem"), rsa)})
     deploy(tmp_path, new)
     assert pairs_of(root) == ["/gone/cert.pem", "/gone/key.pem", *new]
+
+
+@pytest.mark.parametrize("served_already", [False, True])
+def test_a_reload_an_earlier_renew_run_owed_is_made_by_the_next(tmp_path, fake, monkeypatch,
+                                                                served_already):
+    """certbot renew calls generic_updates for every lineage, also when
+    nothing is due: the reload a killed run owed happens there, once, and
+    only when nginx does not serve the lineage yet."""
+    new = lineage_files(tmp_path, "a-ecdsa", "ecdsa")
+    old = probes.first_certificate_der(lineage_files(tmp_path, "old", "ecdsa")[0])
+    write_conf(tmp_path, {"a.conf": https_block(new)})
+    renewals = tmp_path / "le/renewal"
+    renewals.mkdir(parents=True)
+    (renewals / "a.conf").write_text("")
+    monkeypatch.setattr(probes, "served_certificate", lambda *args, **kwargs: (
+        probes.first_certificate_der(new[0]) if served_already or fake.reloads else old))
+    state = str(tmp_path / "work" / plugin.renewal_run.STATE_NAME)
+    os.makedirs(os.path.dirname(state))
+    key = ("nginx", str(tmp_path / "nginx/nginx.conf"))
+    plugin.renewal_run.reset()
+    plugin.renewal_run.remember(state, key, ["a.example"], new[0])  # then killed
+    plugin.renewal_run.reset()  # the next run: nothing due
+    lineage = types.SimpleNamespace(fullchain_path=new[0], names=lambda: ["a.example"],
+                                    lineagename="a")
+    inst = make_plugin(tmp_path, verb="renew", renewal_configs_dir=str(renewals), certname=None)
+    try:
+        inst.generic_updates(lineage)
+    finally:
+        plugin.renewal_run.reset()
+    assert fake.reloads == (0 if served_already else 1)
+    assert not os.path.exists(state)
+    make_plugin(tmp_path, verb="renew", renewal_configs_dir=str(renewals),
+                certname=None).generic_updates(lineage)
+    assert fake.reloads == (0 if served_already else 1)  # honoured once
