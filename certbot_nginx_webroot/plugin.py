@@ -704,7 +704,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         if self._live:
             return
         if self._lineage is not None and self._in_renew_run():
-            key = (self.conf("ctl"), self._main_conf())
+            key = self._nginx_key()
             if renewal_run.defer(key, self._lineage, self._expected, self._flush_deferred):
                 atexit.register(_flush_at_exit)
             for fullchain, names in self._expected.items():
@@ -757,6 +757,12 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(f"cannot record the nginx reload this renewal needs in "
                                      f"{self._owed_reloads_path()}: {err}") from err
 
+    def _forget_owed_reload(self, served: Dict[str, List[str]]) -> None:
+        try:
+            renewal_run.forget(self._owed_reloads_path(), self._nginx_key(), served)
+        except OSError as err:  # the next run finds them served, and forgets them then
+            logger.warning("Cannot update %s: %s", self._owed_reloads_path(), err)
+
     def _honour_owed_reload(self, lineage: interfaces.RenewableCert) -> None:
         """An earlier run renewed lineage and ended before nginx served it
         (killed before its reload): reload in this run, with the lineages it
@@ -769,7 +775,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._lock_server_root()
         if self._lineage_served(fullchain, names):
             logger.info("nginx already serves %s, which an earlier run renewed", fullchain)
-            renewal_run.forget(path, key, {fullchain: names})
+            self._forget_owed_reload({fullchain: names})
             return
         say(f"An earlier certbot run renewed {lineage.lineagename} but ended before nginx "
             "was reloaded for it; reloading nginx in this run")
@@ -834,10 +840,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(
                 f"renewed {len(lineages)} certificate(s) ({', '.join(lineages)}) but nginx "
                 f"does not serve them: {err}; {then}") from err
-        try:  # served: the reload is no longer owed
-            renewal_run.forget(self._owed_reloads_path(), self._nginx_key(), expected)
-        except OSError as err:  # the next run finds them served, and forgets them then
-            logger.warning("Cannot update %s: %s", self._owed_reloads_path(), err)
+        self._forget_owed_reload(expected)  # served: the reload is no longer owed
 
     def _reload(self) -> None:
         try:
