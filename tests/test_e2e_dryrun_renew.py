@@ -74,13 +74,14 @@ def refusal(proc):
     return [line for line in out(proc).splitlines() if "nginx does not serve" in line]
 
 
-def test_first_dry_run_succeeds_and_leaves_every_file_as_it_was(acme, nginx):
+@pytest.mark.parametrize("installer", [[], ["-i", "nginx-webroot"]], ids=["certonly", "with-i"])
+def test_first_dry_run_succeeds_and_leaves_every_file_as_it_was(acme, nginx, installer):
     certbot = start(acme, nginx, "dry.example")
     before, reloads = config_files(nginx), nginx.reloads()
     backend = lab.http_get("dry.example", MARKER)
     assert backend == BACKEND  # no challenge location yet
-    proc = certbot.run("certonly", "--dry-run", "-a", "nginx-webroot", *certbot.plugin_args(),
-                       "-d", "dry.example", check=False)
+    proc = certbot.run("certonly", "--dry-run", "-a", "nginx-webroot", *installer,
+                       *certbot.plugin_args(), "-d", "dry.example", check=False)
     assert proc.returncode == 0, out(proc)
     assert "The dry run was successful" in out(proc)
     assert config_files(nginx) == before  # byte for byte, every config file
