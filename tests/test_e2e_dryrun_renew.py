@@ -269,3 +269,24 @@ def test_renew_killed_before_saving_costs_the_next_run_no_reload(acme, nginx):
     assert nginx.reloads() == reloads
     assert lab.served_cert_der(KILLED[0]) == served
     assert not os.path.exists(owed_file(certbot))
+
+
+def test_dry_run_stopped_mid_way_undoes_its_location_as_it_exits(acme, nginx):
+    """SIGTERM (`systemctl stop`, Ctrl-C is SIGINT): certbot runs the
+    authenticator's cleanup on its way out, which undoes the location."""
+    certbot = start(acme, nginx, "stopped.example")
+    before = config_files(nginx)
+    backend = lab.http_get("stopped.example", MARKER)
+    running = certbot.start("certonly", "--dry-run", "-a", "nginx-webroot",
+                            *certbot.plugin_args(), "-d", "stopped.example")
+    deadline = time.monotonic() + 60
+    while lab.http_get("stopped.example", MARKER) == backend:
+        assert running.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    running.send_signal(signal.SIGTERM)
+    stdout, stderr = running.communicate()
+    assert running.returncode != 0
+    assert "Traceback" not in stdout + stderr
+    assert config_files(nginx) == before
+    assert lab.http_get("stopped.example", MARKER) == backend
+    assert not os.path.exists(os.path.join(certbot.directory, "work", "temp_checkpoint"))
