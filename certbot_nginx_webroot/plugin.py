@@ -174,6 +174,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                      if os.path.isdir(d)]
         if not leftovers:
             return
+        self._find_nginx()  # also on a plugin certbot has not prepared (generic_updates)
+        self._lock_server_root()
         try:
             self.recovery_routine()
         except errors.ReverterError as err:
@@ -811,6 +813,9 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         every lineage an earlier run renewed but did not live to reload for.
         A failure raised here is a renewal failure: certbot names it and
         exits non-zero, before its post-hooks run."""
+        # The timer's run, mostly with nothing due, is often the next run
+        # after one that was killed: it undoes what that run left unfinished.
+        self._recover_interrupted_run()
         self._honour_owed_reload(lineage)
         if not renewal_run.waiting():
             return

@@ -290,3 +290,27 @@ def test_dry_run_stopped_mid_way_undoes_its_location_as_it_exits(acme, nginx):
     assert config_files(nginx) == before
     assert lab.http_get("stopped.example", MARKER) == backend
     assert not os.path.exists(os.path.join(certbot.directory, "work", "temp_checkpoint"))
+
+
+def test_renew_dry_run_killed_mid_way_is_undone_by_the_timers_next_run(acme, nginx):
+    """The next run is usually the renewal timer's, with nothing due: it
+    calls the installer for each lineage, which undoes what the killed dry
+    run left."""
+    certbot = start(acme, nginx, "timer.example")
+    certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(),
+                "-d", "timer.example", "--no-redirect")
+    drop_challenge_location(nginx, "timer.example")
+    before, backend = config_files(nginx), lab.http_get("timer.example", MARKER)
+    running = certbot.start("renew", "--dry-run", "--no-random-sleep-on-renew")
+    deadline = time.monotonic() + 60
+    while lab.http_get("timer.example", MARKER) == backend:
+        assert running.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    running.send_signal(signal.SIGKILL)
+    running.communicate()
+    assert config_files(nginx) != before
+    proc = certbot.run("renew", "--no-random-sleep-on-renew", check=False)
+    assert proc.returncode == 0, out(proc)
+    assert "not yet due" in out(proc) and "interrupted certbot run" in out(proc)
+    assert config_files(nginx) == before
+    assert lab.http_get("timer.example", MARKER) == backend
