@@ -106,6 +106,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         self._adopted_challenges: List[ChallengeFiles] = []  # in directories nginx serves
         self._tested_before_edit = False  # nginx -t passed on the unedited config
         self._pending_edit: Optional[str] = None  # checkpoint title, kept until served
+        self._temporary_edit = False  # the pending edit is a dry run's, undone in cleanup
         # fullchain -> the names it must be served for (a name may have two:
         # an RSA and an ECDSA lineage)
         self._expected: Dict[str, List[str]] = {}
@@ -124,6 +125,21 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 "reloads nginx.".format(self.conf("path"), self.conf("server-root")))
 
     def prepare(self) -> None:
+        self._find_nginx()
+        self._lock_server_root()
+        self._recover_interrupted_run()
+        if self._renewing_as_installer():
+            # Before certbot saves the new certificate: a run killed from
+            # then until the reload leaves the reload owed on disk.
+            domains = getattr(self.config, "domains", None) or []
+            addresses = getattr(self.config, "ip_addresses", None) or []
+            self._remember_owed_reload([str(n) for n in list(domains) + list(addresses)])
+        try:
+            self._tls_snippet(create=False)  # a newer shipped version replaces an unedited one
+        except errors.PluginError as err:
+            logger.warning("%s", err)
+
+    def _find_nginx(self) -> None:
         if os.path.basename(self.conf("ctl")) == self.conf("ctl"):
             # A root crontab's PATH (/usr/bin:/bin) lacks /usr/sbin, where nginx is.
             plugin_util.path_surgery(self.conf("ctl"))
@@ -135,11 +151,6 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.NoInstallationError(
                 f"no nginx configuration at {self._main_conf()}; "
                 "set --nginx-webroot-server-root")
-        self._lock_server_root()
-        try:
-            self._tls_snippet(create=False)  # a newer shipped version replaces an unedited one
-        except errors.PluginError as err:
-            logger.warning("%s", err)
 
     def _lock_server_root(self) -> None:
         """Hold certbot's lock on the server root until certbot exits, so
@@ -156,6 +167,34 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 "configuration; rerun when it has finished") from err
         except OSError as err:  # a read-only server root: nothing here can edit it either
             logger.debug("Not locking %s: %s", server_root, err)
+
+    def _recover_interrupted_run(self) -> None:
+        """Undo what a run that was killed mid-way left unfinished (a dry
+        run's temporary challenge location, an edit not yet proven served),
+        as certbot's own nginx plugin does when it starts, and have nginx
+        serve the files as restored.  certbot holds its work directory's
+        lock, so no other run can still be using these checkpoints."""
+        leftovers = [d for d in (self.config.temp_checkpoint_dir, self.config.in_progress_dir)
+                     if os.path.isdir(d)]
+        if not leftovers:
+            return
+        self._find_nginx()  # also on a plugin certbot has not prepared (generic_updates)
+        self._lock_server_root()
+        try:
+            self.recovery_routine()
+        except errors.ReverterError as err:
+            raise errors.PluginError(
+                f"cannot undo the unfinished changes of an interrupted run ({err}); see "
+                f"{', '.join(leftovers)}") from err
+        say("Undid the unfinished nginx configuration changes of an interrupted certbot run")
+        nginx = self._nginx()
+        try:
+            nginx.test()
+            nginx.master_pid()
+        except nginxctl.NginxError as err:
+            logger.warning("Not reloading nginx after undoing them: %s", err)
+            return
+        self._reload()
 
     def _webroot(self) -> str:
         return os.path.abspath(self.conf("path"))
@@ -203,7 +242,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             else:
                 names = hosts
                 self._nginx_must_run()  # before any edit: the edit would need a reload
-                reloaded, adopted = self._ensure_challenge_locations(names, achalls)
+                reloaded, adopted = self._ensure_challenge_locations(names)
                 for served in sorted(adopted):
                     if served.path == self._challenges.directory:
                         continue
@@ -262,18 +301,6 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         except challenge_files.ChallengeFileError as err:
             raise errors.PluginError(str(err)) from err
         return response
-
-    def _dry_run_needs_location(self, achalls: list, names: List[str]) -> None:
-        """A dry run changes nothing a user can see, so it does not add the
-        challenge location: say so, and what the first real run will do."""
-        targets = {name: self._config_targets(name) for name in names}
-        if self._all_served(achalls, targets):
-            return  # served where the config listens, though not on loopback
-        self._nginx_must_run()
-        raise errors.PluginError(
-            "this dry run changes no nginx configuration, and nginx does not serve the "
-            f"challenge path for {', '.join(names)} yet; the first real run adds the "
-            f"challenge location there (one edit, one reload); nothing was changed")
 
     def _nginx_must_run(self) -> None:
         """Say so plainly when the reason nothing is served is that nginx is
@@ -375,7 +402,27 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 f"; the files were written to {', '.join(written)}")
 
     def cleanup(self, achalls: list) -> None:
-        self._remove_challenge_files()
+        try:
+            self._remove_challenge_files()
+        finally:
+            self._revert_temporary_edit()
+
+    def _revert_temporary_edit(self) -> None:
+        """A dry run's challenge location, served for this run's challenges,
+        is undone once they are over: the files as they were (certbot's
+        temporary checkpoint), and nginx reloaded to serve them again."""
+        if self._pending_edit is None or not self._temporary_edit:
+            return
+        self._pending_edit = None
+        self._temporary_edit = False
+        try:
+            self.revert_temporary_config()
+        except errors.ReverterError as err:
+            raise errors.PluginError(
+                f"cannot undo this dry run's challenge location: {err}") from err
+        finally:
+            self._config = None  # the files are as they were; the edited tree is not
+        self._reload()
 
     def _remove_challenge_files(self) -> None:
         for files in [self._challenges] + self._adopted_challenges:
@@ -383,14 +430,14 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 files.remove_all()
         self._adopted_challenges = []
 
-    def _ensure_challenge_locations(self, names: List[str], achalls: list
+    def _ensure_challenge_locations(self, names: List[str]
                                     ) -> Tuple[bool, Dict[MappedPath, List[str]]]:
         """Make every block answering names serve challenges: a block
         whose own location for them serves a directory keeps it; the others
         get the plugin's location.  Returns whether that took an edit (and so
         a reload), and the directories adopted, with the names they serve.
-        The edit stays pending until the self-check passes; a dry run makes
-        none."""
+        The edit stays pending until the self-check passes; a dry run's is
+        temporary, undone in cleanup()."""
         config = self._load()
         root = self._webroot()
         http_port, https_port = self.config.http01_port, self.config.https_port
@@ -429,13 +476,15 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(str(err)) from err
         if not config.changed:
             return False, adopted
-        if self.config.dry_run:
-            self._config = None  # a dry run saves no edit
-            self._dry_run_needs_location(achalls, names)
-            return False, adopted
+        # A dry run needs the location as much as a real run does, but keeps
+        # nothing: certbot's temporary checkpoint (as its own nginx plugin's
+        # challenge block), undone in cleanup(), and by recovery_routine()
+        # after a crash.
+        temporary = bool(self.config.dry_run)
         title = "nginx-webroot: challenge location"
-        self._save_checkpoint(config, title, finalize=False)
+        self._save_checkpoint(config, title, finalize=False, temporary=temporary)
         self._pending_edit = title
+        self._temporary_edit = temporary
         self._reload()
         return True, adopted
 
@@ -460,7 +509,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(str(err)) from err
 
     def _finish_pending_edit(self) -> None:
-        if self._pending_edit is not None:
+        if self._pending_edit is not None and not self._temporary_edit:
             self.finalize_checkpoint(self._pending_edit)
             self._pending_edit = None
 
@@ -470,6 +519,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         if self._pending_edit is None:
             return
         self._pending_edit = None
+        self._temporary_edit = False
         self.recovery_routine()
         self._config = None  # the files are as they were; the edited tree is not
         self._reload()
@@ -809,9 +859,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         if self._live:
             return
         if self._lineage is not None and self._in_renew_run():
-            key = (self.conf("ctl"), self._main_conf())
+            key = self._nginx_key()
             if renewal_run.defer(key, self._lineage, self._expected, self._flush_deferred):
                 atexit.register(_flush_at_exit)
+            for fullchain, names in self._expected.items():
+                self._remember_owed_reload(names, fullchain)
             logger.info("Reload of nginx for %s deferred to the end of this renew run",
                         self._lineage)
             self._expected = {}
@@ -839,12 +891,85 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def _in_renew_run(self) -> bool:
         return getattr(self.config, "verb", None) == "renew" and not self.config.dry_run
 
+    def _renewing_as_installer(self) -> bool:
+        """Whether certbot renew is renewing a lineage this plugin installs,
+        and will tell it so (renew_deploy, generic_updates)."""
+        return (self._in_renew_run() and getattr(self.config, "installer", None) == self.name
+                and not getattr(self.config, "disable_renew_updates", False))
+
+    # -- a reload owed by a run that did not live to make it ---------------
+
+    def _owed_reloads_path(self) -> str:
+        return os.path.join(self.config.work_dir, renewal_run.STATE_NAME)
+
+    def _nginx_key(self) -> Tuple[str, str]:
+        return (self.conf("ctl"), self._main_conf())
+
+    def _remember_owed_reload(self, names: List[str], fullchain: Optional[str] = None) -> None:
+        try:
+            renewal_run.remember(self._owed_reloads_path(), self._nginx_key(), names, fullchain)
+        except OSError as err:
+            raise errors.PluginError(f"cannot record the nginx reload this renewal needs in "
+                                     f"{self._owed_reloads_path()}: {err}") from err
+
+    def _forget_owed_reload(self, served: Dict[str, List[str]]) -> None:
+        try:
+            renewal_run.forget(self._owed_reloads_path(), self._nginx_key(), served)
+        except OSError as err:  # the next run finds them served, and forgets them then
+            logger.warning("Cannot update %s: %s", self._owed_reloads_path(), err)
+
+    def _honour_owed_reload(self, lineage: interfaces.RenewableCert) -> None:
+        """An earlier run renewed lineage and ended before nginx served it
+        (killed before its reload): reload in this run, with the lineages it
+        renews, and only if nginx does not serve the lineage yet."""
+        path, key = self._owed_reloads_path(), self._nginx_key()
+        fullchain, names = lineage.fullchain_path, list(lineage.names())
+        if not renewal_run.left_by_earlier_run(path, key, fullchain, names):
+            return
+        self._find_nginx()
+        self._lock_server_root()
+        if self._lineage_served(fullchain, names):
+            logger.info("nginx already serves %s, which an earlier run renewed", fullchain)
+            self._forget_owed_reload({fullchain: names})
+            return
+        say(f"An earlier certbot run renewed {lineage.lineagename} but ended before nginx "
+            "was reloaded for it; reloading nginx in this run")
+        if renewal_run.defer(key, lineage.lineagename, {fullchain: names},
+                             self._flush_deferred):
+            atexit.register(_flush_at_exit)
+
+    def _lineage_served(self, fullchain: str, names: List[str]) -> bool:
+        """Whether nginx serves fullchain's certificate for every name now
+        (no waiting)."""
+        try:
+            expected = probes.first_certificate_der(fullchain)
+        except OSError:
+            return False
+        key_type = certificates.key_type(fullchain)
+        port = self.config.https_port
+        for name in sorted(set(names)):
+            if self._served_on_loopback(name, port, key_type, expected):
+                continue
+            try:
+                if not all(serves(name, addr, target_port, key_type, expected)
+                           for addr, target_port in self._tls_targets(name, fullchain)):
+                    return False
+            except probes.PROBE_ERRORS:
+                return False
+        return True
+
     def generic_updates(self, lineage: interfaces.RenewableCert, *args: Any,
                         **kwargs: Any) -> None:
-        """certbot renew calls this after each lineage, renewed or not; after
-        the last one of the run, reload once for every renewed lineage.  A
-        failure raised here is a renewal failure: certbot names it and exits
-        non-zero, before its post-hooks run."""
+        """certbot renew calls this after each lineage, renewed or not (on a
+        plugin it has not prepared), also when nothing is due; after the
+        last one of the run, reload once for every renewed lineage, and for
+        every lineage an earlier run renewed but did not live to reload for.
+        A failure raised here is a renewal failure: certbot names it and
+        exits non-zero, before its post-hooks run."""
+        # The timer's run, mostly with nothing due, is often the next run
+        # after one that was killed: it undoes what that run left unfinished.
+        self._recover_interrupted_run()
+        self._honour_owed_reload(lineage)
         if not renewal_run.waiting():
             return
         last = renewal_run.last_lineage(self.config.renewal_configs_dir,
@@ -873,6 +998,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             raise errors.PluginError(
                 f"renewed {len(lineages)} certificate(s) ({', '.join(lineages)}) but nginx "
                 f"does not serve them: {err}; {then}") from err
+        self._forget_owed_reload(expected)  # served: the reload is no longer owed
 
     def _reload(self) -> None:
         try:

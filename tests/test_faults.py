@@ -239,16 +239,6 @@ def test_a_program_that_is_not_http_on_loopback_is_no_crash(acme, nginx):
 
 
 @e2e
-def test_dry_run_on_first_use_changes_nothing(acme, nginx):
-    certbot = certbot_for(acme, nginx, site("dry.example"))
-    scene = Scene(nginx, "dry.example")
-    proc = certbot.run("certonly", "--dry-run", "-a", "nginx-webroot", *certbot.plugin_args(),
-                       "-d", "dry.example", check=False)
-    scene.unchanged(proc, "the first real run adds the challenge location")
-    assert os.listdir(nginx.webroot) == []
-
-
-@e2e
 def test_install_while_nginx_is_stopped_is_undone_and_says_so(acme, nginx):
     certbot = certbot_for(acme, nginx, site("down.example"))
     certbot.run("certonly", "-a", "nginx-webroot", *certbot.plugin_args(),

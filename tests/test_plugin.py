@@ -552,14 +552,47 @@ def test_install_while_nginx_is_stopped_is_rolled_back_and_says_so(tmp_path, fak
     assert "takes effect when nginx starts" in caplog.text
 
 
-def test_dry_run_on_first_use_changes_nothing_and_says_what_a_real_run_does(tmp_path, fake):
+def test_dry_run_on_first_use_serves_the_location_then_undoes_it(tmp_path, fake):
     root = write_conf(tmp_path, {"a.conf": PROXY})
     before = snapshot(root)
-    with pytest.raises(errors.PluginError) as err:
-        make_plugin(tmp_path, dry_run=True).perform([achall("a.example")])
-    assert "dry run" in str(err.value) and "first real run adds" in str(err.value)
-    assert snapshot(root) == before and (fake.tests, fake.reloads) == (0, 0)
-    assert not (tmp_path / "webroot/.well-known").exists()
+    auth = make_plugin(tmp_path, dry_run=True)
+    assert auth.perform([achall("a.example")]) == ["response-a.example"]
+    # Served for this run's challenges: edited, tested, reloaded ...
+    assert "acme-challenge" in (root / "sites/a.conf").read_text()
+    assert (fake.tests, fake.reloads) == (2, 1)
+    assert (tmp_path / "work/temp").is_dir()  # certbot's temporary checkpoint
+    auth.cleanup([achall("a.example")])
+    # ... and undone with the challenges: the files as they were, served again.
+    assert snapshot(root) == before and fake.reloads == 2
+    assert "acme-challenge" not in fake.serving
+    assert not (tmp_path / "work/temp").exists()
+
+
+def test_dry_run_refusal_is_the_real_runs_and_leaves_nothing(tmp_path, fake, monkeypatch):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    before = snapshot(root)
+    monkeypatch.setattr(probes, "fetch", lambda *args, **kwargs: (403, b"forbidden"))
+    messages = []
+    for dry_run in (True, False):
+        with pytest.raises(errors.PluginError) as err:
+            make_plugin(tmp_path, dry_run=dry_run).perform([achall("a.example")])
+        messages.append(str(err.value))
+        assert snapshot(root) == before
+        assert not (tmp_path / "work/temp").exists()
+    assert messages[0] == messages[1] and "nginx does not serve" in messages[0]
+
+
+def test_prepare_undoes_what_an_interrupted_dry_run_left(tmp_path, fake):
+    root = write_conf(tmp_path, {"a.conf": PROXY})
+    before = snapshot(root)
+    make_plugin(tmp_path, dry_run=True).perform([achall("a.example")])  # then killed
+    assert snapshot(root) != before
+    reloads = fake.reloads
+    make_plugin(tmp_path).prepare()
+    after = snapshot(root)
+    after.pop(str(root / ".certbot.lock"))  # prepare's lock on the server root
+    assert after == before and fake.reloads == reloads + 1
+    assert not (tmp_path / "work/temp").exists()
 
 
 def test_a_second_run_cannot_take_the_server_root_lock(tmp_path, fake):
@@ -1045,3 +1078,37 @@ def test_a_name_with_its_own_80_block_gets_its_own_https_block_beside_a_wildcard
 def parser_dump(node):
     from certbot_nginx_webroot import parser
     return parser.dump_node(node)
+
+
+@pytest.mark.parametrize("served_already", [False, True])
+def test_a_reload_an_earlier_renew_run_owed_is_made_by_the_next(tmp_path, fake, monkeypatch,
+                                                                served_already):
+    """certbot renew calls generic_updates for every lineage, also when
+    nothing is due: the reload a killed run owed happens there, once, and
+    only when nginx does not serve the lineage yet."""
+    new = lineage_files(tmp_path, "a-ecdsa", "ecdsa")
+    old = probes.first_certificate_der(lineage_files(tmp_path, "old", "ecdsa")[0])
+    write_conf(tmp_path, {"a.conf": https_block(new)})
+    renewals = tmp_path / "le/renewal"
+    renewals.mkdir(parents=True)
+    (renewals / "a.conf").write_text("")
+    monkeypatch.setattr(probes, "served_certificate", lambda *args, **kwargs: (
+        probes.first_certificate_der(new[0]) if served_already or fake.reloads else old))
+    state = str(tmp_path / "work" / plugin.renewal_run.STATE_NAME)
+    os.makedirs(os.path.dirname(state))
+    key = ("nginx", str(tmp_path / "nginx/nginx.conf"))
+    plugin.renewal_run.reset()
+    plugin.renewal_run.remember(state, key, ["a.example"], new[0])  # then killed
+    plugin.renewal_run.reset()  # the next run: nothing due
+    lineage = types.SimpleNamespace(fullchain_path=new[0], names=lambda: ["a.example"],
+                                    lineagename="a")
+    inst = make_plugin(tmp_path, verb="renew", renewal_configs_dir=str(renewals), certname=None)
+    try:
+        inst.generic_updates(lineage)
+    finally:
+        plugin.renewal_run.reset()
+    assert fake.reloads == (0 if served_already else 1)
+    assert not os.path.exists(state)
+    make_plugin(tmp_path, verb="renew", renewal_configs_dir=str(renewals),
+                certname=None).generic_updates(lineage)
+    assert fake.reloads == (0 if served_already else 1)  # honoured once
