@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-command demo on a Debian 12 machine: installs what is missing (nginx,
+# One-command demo on a Debian 12 or 13 machine: installs what is missing (nginx,
 # pebble from apt; certbot and this plugin into .venv), then issues, installs
 # and renews a certificate for two names against a local ACME CA, with its
 # own nginx on loopback ports, and shows what changed.  Cleans up after

@@ -70,22 +70,48 @@ def wait_port(host: str, port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
+# The lab CA and pebble's HTTPS certificate, with the extensions that strict
+# X.509 verification (OpenSSL's X509_V_FLAG_X509_STRICT, RFC 5280) demands:
+# Python 3.13 turns it on in ssl.create_default_context() and urllib3 2 in its
+# own contexts, so certbot on Debian 13 refuses a CA without keyUsage.  All are
+# written out rather than left to openssl's defaults, which differ between
+# OpenSSL versions (and its configuration file).
+LAB_TLS_OPENSSL_CNF = """\
+[req]
+distinguished_name = subject
+[subject]
+[lab_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[lab_server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = DNS:localhost, IP:127.0.0.1
+"""
+
+
 def make_tls_cert(directory: str) -> Dict[str, str]:
     """A throwaway CA and a localhost certificate it signed (for pebble's
-    ACME endpoint, which speaks only HTTPS)."""
+    ACME endpoint, which speaks only HTTPS), both acceptable to strict
+    verification (LAB_TLS_OPENSSL_CNF)."""
     paths = {k: os.path.join(directory, k + ".pem") for k in ("ca", "ca-key", "cert", "key")}
     run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
-    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-nodes", "-days", "2", "-subj", "/CN=lab test CA", "-keyout", paths["ca-key"],
-        "-out", paths["ca"])
+    cnf = os.path.join(directory, "lab-tls.cnf")
+    with open(cnf, "w") as f:
+        f.write(LAB_TLS_OPENSSL_CNF)
+    run("openssl", "req", "-x509", "-config", cnf, "-extensions", "lab_ca", "-newkey", "ec",
+        "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=lab test CA",
+        "-keyout", paths["ca-key"], "-out", paths["ca"])
     csr = os.path.join(directory, "cert.csr")
-    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-subj", "/CN=localhost", "-keyout", paths["key"], "-out", csr)
-    ext = os.path.join(directory, "ext.cnf")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("openssl", "req", "-config", cnf, "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-subj", "/CN=localhost", "-keyout", paths["key"], "-out", csr)
     run("openssl", "x509", "-req", "-in", csr, "-CA", paths["ca"], "-CAkey", paths["ca-key"],
-        "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", paths["cert"])
+        "-CAcreateserial", "-days", "2", "-extfile", cnf, "-extensions", "lab_server",
+        "-out", paths["cert"])
     return paths
 
 

@@ -1,5 +1,5 @@
 # Sourced by demo.sh and test.sh: makes this checkout runnable on a stock
-# Debian 12 server, and does nothing that is already done.
+# Debian 12 or 13 server, and does nothing that is already done.
 #
 # - System tools from apt, only those missing: nginx (any nginx already
 #   installed is used as it is), pebble and pebble-challtestsrv (a local ACME
