@@ -46,10 +46,13 @@ def certbot_modules():
     return None, None
 
 
-def generate(n: int, distinct: bool = False) -> str:
+def generate(n: int, distinct: bool = False, shape: str = "plain") -> str:
     """n server blocks as a hosting panel writes them.  distinct: no two
     lines alike (each carries its site's number), the worst case for a
-    parser that stores a repeated line once."""
+    parser that stores a repeated line once.  shape "panel-quoted": the
+    constructs panels write beside plain directives (see generate_quoted)."""
+    if shape == "panel-quoted":
+        return generate_quoted(n, distinct)
     blocks = ["events {}\nhttp {\n"]
     for i in range(n):
         s = i if distinct else ""
@@ -68,6 +71,46 @@ def generate(n: int, distinct: bool = False) -> str:
             proxy_pass http://127.0.0.1:{8000 + i % 1000}{f"/{i}" if distinct else ""};
             proxy_set_header Host{s} $host;
         }}
+    }}
+""")
+    blocks.append("}\n")
+    return "".join(blocks)
+
+
+def generate_quoted(n: int, distinct: bool = False) -> str:
+    """Per site: a map at http level (quoted and regex keys), an HTTPS
+    redirect in an if, regex locations, quoted values holding "#", braces,
+    ";", "$" and "${", escaped quotes, single and double quotes, a value
+    quoted across lines, a word with a quote inside it."""
+    blocks = ["events {}\nhttp {\n"
+              "    log_format panel '$remote_addr - [$time_local] \"$request\" $status';\n"]
+    for i in range(n):
+        s = i if distinct else ""
+        blocks.append(f"""\
+    map $http_user_agent $bot{i} {{
+        default 0;
+        "~*(google|bing)bot{s}" 1;
+        '~*curl/' 2;
+    }}
+    server {{
+        listen 80;
+        server_name site{i}.example www.site{i}.example;
+        root "/var/www/site{i}";
+        if ($host = "www.site{i}.example") {{
+            return 301 "https://site{i}.example$request_uri";
+        }}
+        location ~* \\.(js|css|png|svg)$ {{
+            expires 30d;
+            add_header X-Panel "a # b {{ c }} ; d{s}";
+        }}
+        location = /robots.txt {{
+            return 200 'User-agent: *\\nDisallow: /a;{s}\n';
+        }}
+        location / {{
+            proxy_set_header X-Host "${{host}} say \\"hi\\" it\\'s";
+            proxy_pass http://127.0.0.1:{8000 + i % 1000};
+        }}
+        set $a_b a"b"{s};
     }}
 """)
     blocks.append("}\n")
@@ -164,11 +207,12 @@ def corpus_report():
         [our_args.name] + our_args.args, [a for a in their_args if a.strip()]
 
 
-def one_size(servers, repeat, certbot_max, distinct):
-    text = generate(servers, distinct)
+def one_size(servers, repeat, certbot_max, distinct, shape):
+    text = generate(servers, distinct, shape)
     mib = len(text) / 2**20
     target = f"site{servers * 3 // 4}.example"
-    print(f"\nconfig: {servers} server blocks{' (no two lines alike)' if distinct else ''}, "
+    print(f"\nconfig: {servers} server blocks{' (no two lines alike)' if distinct else ''}"
+          f"{', shape ' + shape if shape != 'plain' else ''}, "
           f"{mib:.2f} MiB, {text.count(chr(10))} lines; "
           f"lookup of {target} on :80; best of {repeat} "
           f"(certbot: best of {max(1, repeat // 3)})")
@@ -205,10 +249,13 @@ def main():
                     help="run certbot's parser only up to this many blocks")
     ap.add_argument("--distinct", action="store_true",
                     help="no two lines alike (default: as a template makes them)")
+    ap.add_argument("--shape", choices=("plain", "panel-quoted"), default="plain",
+                    help="plain: plain directives only; panel-quoted: maps, ifs, regex "
+                         "locations and quoted values with '#', braces and escapes")
     ap.add_argument("--one-size", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one_size:
-        one_size(int(args.servers), args.repeat, args.certbot_max, args.distinct)
+        one_size(int(args.servers), args.repeat, args.certbot_max, args.distinct, args.shape)
         return
     print("targets (issue 13): parse + lookup + dump of 100 000 blocks under 3 s, "
           "under 5 bytes of memory per byte of config")
@@ -216,7 +263,7 @@ def main():
         sys.stdout.flush()
         subprocess.run([sys.executable, os.path.abspath(__file__), "--one-size",
                         "--servers", servers, "--repeat", str(args.repeat),
-                        "--certbot-max", str(args.certbot_max)]
+                        "--certbot-max", str(args.certbot_max), "--shape", args.shape]
                        + (["--distinct"] if args.distinct else []), check=True)
     if os.path.isdir(CORPUS) and certbot_modules()[0] is not None:
         n, ours_fail, theirs_fail, mismatch, names, our_args, their_args = corpus_report()
