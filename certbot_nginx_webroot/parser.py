@@ -63,8 +63,8 @@ _WORD = re.compile(r"[^ \t\r\n]+")
 _NAME_CHAR = r"[^ \t\r\n;{}#\"'\\]"
 _TRIVIA_TEXT = r"[ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*"
 _ARGS = r"[^;{}#\"'\\]*"
-# A block body of plain directives (with blocks nested in it up to two deep)
-# is read in the same call and kept as one string until someone asks for its
+# A block body of directives (with blocks nested in it up to two deep; its
+# words as below) is read in the same call and kept as one string until someone asks for its
 # children (Block.unparsed): most of a hosting config is server and location
 # bodies that a certbot run never reads.  One alternation per piece (whitespace, a comment
 # to the end of its line, a directive) is the cheapest form for the regex
@@ -633,8 +633,16 @@ def direct_directives(block: Node,
     if body is None:
         return [(child.name, child.raw, child.args) for child in block.children
                 if child.name in names]
-    if _NOT_PLAIN.search(body):
-        return _directives_in_words(body, names)
+    special = _NOT_PLAIN.search(body)
+    if special is not None:
+        # Before its first quote, escape or "${" the body is plain.  When the
+        # directives asked for all come before that (as templates write
+        # listen and server_name first), and no block does, read the plain
+        # part: it ends at a ";" that ends a directive or is in a comment.
+        cut = body.rfind(";", 0, special.start()) + 1
+        if max(map(body.rfind, names)) >= cut or body.find("{", 0, cut) >= 0:
+            return _directives_in_words(body, names)
+        body = body[:cut]
     if "#" in body:
         body = _COMMENT.sub("", body)
     nested = body.find("{")

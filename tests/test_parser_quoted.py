@@ -96,6 +96,11 @@ QUOTED = [
     'server {\n    add_header X "\\";listen 81;";\n    listen 80 "ssl";\n}\n',
     'server {\n    location / {\n        return 200 "}";\n    }\n    listen 80;\n}\n',
     'server {\n    # listen 81; "\n    listen 80;\n    # \'\n    server_name a;\n}\n',
+    # The directives asked for before the first quote (as templates write them).
+    'server {\n    listen 80; # a; it\'s\n    server_name a b;\n    root "/srv";\n'
+    '    location / { return 200 "ok"; }\n}\n',
+    'server {\n    listen 80;\n    root "/srv";\n    server_name a;\n}\n',
+    'server {\n    listen 80;\n    location / { }\n    server_name a;\n    root "/srv";\n}\n',
 ]
 
 
