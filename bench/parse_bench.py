@@ -5,7 +5,12 @@
 parsers over the real-world corpus in ../shared/corpus.
 
     python3 bench/parse_bench.py [--servers 10000,100000] [--repeat R]
-                                 [--certbot-max N]
+                                 [--certbot-max N] [--distinct]
+                                 [--shape plain|panel-quoted]
+
+--shape panel-quoted writes each site as panels do beside plain directives:
+a map at http level, an if with a quoted redirect, regex locations, quoted
+values holding "#", braces, ";", "${", escaped quotes and a newline.
 
 Each size runs in a process of its own, so that what one measurement leaves
 in the heap does not slow the next (at 100 000 blocks, right after certbot's
