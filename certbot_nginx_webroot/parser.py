@@ -633,8 +633,9 @@ def direct_directives(block: Node,
     if body is None:
         return [(child.name, child.raw, child.args) for child in block.children
                 if child.name in names]
-    special = _NOT_PLAIN.search(body)
-    if special is not None:
+    # (Four scans for a character are faster than one regex search.)
+    if '"' in body or "'" in body or "\\" in body or "${" in body:
+        special = _NOT_PLAIN.search(body)
         # Before its first quote, escape or "${" the body is plain.  When the
         # directives asked for all come before that (as templates write
         # listen and server_name first), and no block does, read the plain
