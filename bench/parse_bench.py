@@ -277,7 +277,8 @@ def main():
         sys.stdout.flush()
         subprocess.run([sys.executable, os.path.abspath(__file__), "--one-size",
                         "--servers", servers, "--repeat", str(args.repeat),
-                        "--certbot-max", str(args.certbot_max), "--shape", args.shape, "--clock", args.clock]
+                        "--certbot-max", str(args.certbot_max), "--shape", args.shape,
+                        "--clock", args.clock]
                        + (["--distinct"] if args.distinct else []), check=True)
     if os.path.isdir(CORPUS) and certbot_modules()[0] is not None:
         n, ours_fail, theirs_fail, mismatch, names, our_args, their_args = corpus_report()

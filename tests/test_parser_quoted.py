@@ -70,7 +70,8 @@ QUOTED = [
     # A quote inside a word is a character: a"b" is one word.
     'server {\n    set $a a"b";\n    set $b a\'b;\n    set $c a"b c";\n}\n',
     # A quoted name, and ")" right after a closing quote (it starts a word).
-    'server {\n    "listen" 80;\n    \'server_name\' a;\n    if ($a = "b") {\n        return 403;\n    }\n}\n',
+    'server {\n    "listen" 80;\n    \'server_name\' a;\n'
+    '    if ($a = "b") {\n        return 403;\n    }\n}\n',
     'server {\n    if ($host = "a")x {\n        "ssl")y;\n    }\n}\n',
     # if blocks and regex locations (escapes, "$" before " {").
     'server {\n    if ($request_uri ~* "^/(a|b)\\.php$") { return 404; }\n'
@@ -96,7 +97,8 @@ QUOTED = [
     'server {\n    add_header "a" }\n}\n',
     'server {\n    "a";\n    "b" {\n    }\n    \\;;\n}\n',
     # direct_directives: a ";" or a name inside a quoted value is not taken.
-    'server {\n    add_header X "; listen 81;";\n    listen 80;\n    return 200 \'{ listen 82; }\';\n'
+    'server {\n    add_header X "; listen 81;";\n    listen 80;\n'
+    '    return 200 \'{ listen 82; }\';\n'
     '    server_name "a.example" \'b.example\';\n    location / { listen 83; }\n'
     '    add_header Y "# ; listen 84";\n    ssl on;\n}\n',
     'server {\n    add_header X "\\";listen 81;";\n    listen 80 "ssl";\n}\n',
@@ -181,7 +183,8 @@ def _word(r):
     if r.random() < 0.6:
         return r.choice(_WORDS)
     # Words joined: quotes inside words, escapes next to variables.
-    return "".join(r.choice([w for w in _WORDS if w[0] not in "\"'"]) for _ in range(r.randint(2, 3)))
+    unquoted = [w for w in _WORDS if w[0] not in "\"'"]
+    return "".join(r.choice(unquoted) for _ in range(r.randint(2, 3)))
 
 
 def _directive(r, depth):
