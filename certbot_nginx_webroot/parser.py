@@ -64,11 +64,11 @@ _NAME_CHAR = r"[^ \t\r\n;{}#\"'\\]"
 _TRIVIA_TEXT = r"[ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*"
 _ARGS = r"[^;{}#\"'\\]*"
 # A block body of directives (with blocks nested in it up to two deep; its
-# words as below) is read in the same call and kept as one string until someone asks for its
-# children (Block.unparsed): most of a hosting config is server and location
-# bodies that a certbot run never reads.  One alternation per piece (whitespace, a comment
-# to the end of its line, a directive) is the cheapest form for the regex
-# engine.  A body with an include (the parse lists those) or Lua is read
+# words as below) is read in the same call and kept as one string until
+# someone asks for its children (Block.unparsed): most of a hosting config
+# is server and location bodies that a certbot run never reads.  One
+# alternation per piece (whitespace, a comment to the end of its line, a
+# directive) is the cheapest form for the regex engine.  A body with an include (the parse lists those) or Lua is read
 # item by item instead (see _read_nodes).
 _WHITESPACE = r"[ \t\r\n]"
 _SPACE_RUN = _WHITESPACE + "+(?!" + _WHITESPACE + ")"
@@ -85,8 +85,9 @@ _SPACE_RUN = _WHITESPACE + "+(?!" + _WHITESPACE + ")"
 # Written as runs of ordinary characters between the others: a run is one
 # step of the regex engine.
 _ORDINARY = r"[^;{}#\"'\\]*"  # whitespace included: it only separates words
-# Not read here either: an escaped whitespace before a quote (the quote is
-# inside a word, but a look behind it would see the whitespace).
+# An escape; not an escaped "$" before "{", nor an escaped whitespace before
+# a quote (that quote is inside a word, but a look behind it would see the
+# whitespace).
 _WORD_ESCAPE = r"""\\(?:[^$ \t\r\n]|\$(?!\{)|[ \t\r\n](?!["']))"""
 # After the opening quote: the rest of a quoted word.
 _DOUBLE_QUOTED_REST = r'[^"\\]*(?:\\[\s\S][^"\\]*)*"(?=[ \t\r\n;{)])'
@@ -588,7 +589,7 @@ def _read_directive(text: str, pos: int, path: str):
 
 
 # In an unparsed body a "#" starts a comment unless it is in a quoted word
-# (a word of _BODY_WORD never holds one otherwise).
+# (a word of _BODY_WORDS never holds one otherwise).
 _COMMENT = re.compile(r"#[^\n]*")
 _INNERMOST_BLOCK = re.compile(r"\{[^{}]*\}")
 # What only a body with quoted words, escapes or "${" holds: in such a body
