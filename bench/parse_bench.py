@@ -5,12 +5,18 @@
 parsers over the real-world corpus in ../shared/corpus.
 
     python3 bench/parse_bench.py [--servers 10000,100000] [--repeat R]
-                                 [--certbot-max N]
+                                 [--certbot-max N] [--distinct]
+                                 [--shape plain|panel-quoted]
+
+--shape panel-quoted writes each site as panels do beside plain directives:
+a map at http level, an if with a quoted redirect, regex locations, quoted
+values holding "#", braces, ";", "${", escaped quotes and a newline.
 
 Each size runs in a process of its own, so that what one measurement leaves
 in the heap does not slow the next (at 100 000 blocks, right after certbot's
 parser had run at 10 000 in the same process, every step took 1.5x as
-long).  Times are the best of R runs (wall clock, time.perf_counter).  Memory is
+long).  Times are the best of R runs (wall clock, time.perf_counter; with
+--clock cpu, the process's CPU time, time.process_time).  Memory is
 measured with tracemalloc in separate runs (it slows what it watches): the
 peak during one parse of the text (the tree and everything the parse
 allocates; the text itself was allocated before), and the peak of the whole
@@ -46,10 +52,13 @@ def certbot_modules():
     return None, None
 
 
-def generate(n: int, distinct: bool = False) -> str:
+def generate(n: int, distinct: bool = False, shape: str = "plain") -> str:
     """n server blocks as a hosting panel writes them.  distinct: no two
     lines alike (each carries its site's number), the worst case for a
-    parser that stores a repeated line once."""
+    parser that stores a repeated line once.  shape "panel-quoted": the
+    constructs panels write beside plain directives (see generate_quoted)."""
+    if shape == "panel-quoted":
+        return generate_quoted(n, distinct)
     blocks = ["events {}\nhttp {\n"]
     for i in range(n):
         s = i if distinct else ""
@@ -74,13 +83,56 @@ def generate(n: int, distinct: bool = False) -> str:
     return "".join(blocks)
 
 
+def generate_quoted(n: int, distinct: bool = False) -> str:
+    """Per site: a map at http level (quoted and regex keys), an HTTPS
+    redirect in an if, regex locations, quoted values holding "#", braces,
+    ";", "$" and "${", escaped quotes, single and double quotes, a value
+    quoted across lines, a word with a quote inside it."""
+    blocks = ["events {}\nhttp {\n"
+              "    log_format panel '$remote_addr - [$time_local] \"$request\" $status';\n"]
+    for i in range(n):
+        s = i if distinct else ""
+        blocks.append(f"""\
+    map $http_user_agent $bot{i} {{
+        default 0;
+        "~*(google|bing)bot{s}" 1;
+        '~*curl/' 2;
+    }}
+    server {{
+        listen 80;
+        server_name site{i}.example www.site{i}.example;
+        root "/var/www/site{i}";
+        if ($host = "www.site{i}.example") {{
+            return 301 "https://site{i}.example$request_uri";
+        }}
+        location ~* \\.(js|css|png|svg)$ {{
+            expires 30d;
+            add_header X-Panel "a # b {{ c }} ; d{s}";
+        }}
+        location = /robots.txt {{
+            return 200 'User-agent: *\\nDisallow: /a;{s}\n';
+        }}
+        location / {{
+            proxy_set_header X-Host "${{host}} say \\"hi\\" it\\'s";
+            proxy_pass http://127.0.0.1:{8000 + i % 1000};
+        }}
+        set $a_b a"b"{s};
+    }}
+""")
+    blocks.append("}\n")
+    return "".join(blocks)
+
+
+CLOCK = time.perf_counter  # --clock cpu: time.process_time
+
+
 def best(fn, repeat):
     times = []
     result = None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = CLOCK()
         result = fn()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return min(times), result
 
 
@@ -164,11 +216,12 @@ def corpus_report():
         [our_args.name] + our_args.args, [a for a in their_args if a.strip()]
 
 
-def one_size(servers, repeat, certbot_max, distinct):
-    text = generate(servers, distinct)
+def one_size(servers, repeat, certbot_max, distinct, shape):
+    text = generate(servers, distinct, shape)
     mib = len(text) / 2**20
     target = f"site{servers * 3 // 4}.example"
-    print(f"\nconfig: {servers} server blocks{' (no two lines alike)' if distinct else ''}, "
+    print(f"\nconfig: {servers} server blocks{' (no two lines alike)' if distinct else ''}"
+          f"{', shape ' + shape if shape != 'plain' else ''}, "
           f"{mib:.2f} MiB, {text.count(chr(10))} lines; "
           f"lookup of {target} on :80; best of {repeat} "
           f"(certbot: best of {max(1, repeat // 3)})")
@@ -205,10 +258,18 @@ def main():
                     help="run certbot's parser only up to this many blocks")
     ap.add_argument("--distinct", action="store_true",
                     help="no two lines alike (default: as a template makes them)")
+    ap.add_argument("--shape", choices=("plain", "panel-quoted"), default="plain",
+                    help="plain: plain directives only; panel-quoted: maps, ifs, regex "
+                         "locations and quoted values with '#', braces and escapes")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: time.perf_counter; cpu: time.process_time (this process's "
+                         "CPU time, for a machine shared with other work)")
     ap.add_argument("--one-size", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.one_size:
-        one_size(int(args.servers), args.repeat, args.certbot_max, args.distinct)
+        one_size(int(args.servers), args.repeat, args.certbot_max, args.distinct, args.shape)
         return
     print("targets (issue 13): parse + lookup + dump of 100 000 blocks under 3 s, "
           "under 5 bytes of memory per byte of config")
@@ -216,7 +277,8 @@ def main():
         sys.stdout.flush()
         subprocess.run([sys.executable, os.path.abspath(__file__), "--one-size",
                         "--servers", servers, "--repeat", str(args.repeat),
-                        "--certbot-max", str(args.certbot_max)]
+                        "--certbot-max", str(args.certbot_max), "--shape", args.shape,
+                        "--clock", args.clock]
                        + (["--distinct"] if args.distinct else []), check=True)
     if os.path.isdir(CORPUS) and certbot_modules()[0] is not None:
         n, ours_fail, theirs_fail, mismatch, names, our_args, their_args = corpus_report()

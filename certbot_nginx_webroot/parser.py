@@ -17,15 +17,17 @@ opaque string.
 Hosting configs reach 100 000 server blocks (a million directives), and a
 certbot run reads the insides of one or two of them.  So the parse checks
 the syntax of everything but builds nodes only where they are asked for:
-the body of a block made of plain directives (every server and location
-block of a panel's template) is kept as its text (``Block.unparsed``) until
-someone asks for its children; :func:`direct_directives` reads server_name
-and listen out of such a text without building it.  A node is small: it
+the body of a block of directives (every server and location block of a
+panel's template, quoted values, if blocks and regex locations included)
+is kept as its text (``Block.unparsed``) until someone asks for its
+children; :func:`direct_directives` reads server_name and listen out of
+such a text without building it.  A node is small: it
 keeps its text and name only (values and line numbers are derived when
 asked), and a line or body repeated from a template is stored once.  One
 regular expression reads up to eight plain directives or plain bodies per
 call, and the tokenizer takes over wherever that one does not match
-(quotes, escapes, comments inside a directive, ``${``, Lua).
+(outside such bodies: quotes, escapes, comments inside a directive, ``${``,
+Lua).
 
 Text is decoded as UTF-8 with ``surrogateescape`` so files that are not UTF-8
 round-trip byte for byte too.
@@ -61,22 +63,58 @@ _WORD = re.compile(r"[^ \t\r\n]+")
 _NAME_CHAR = r"[^ \t\r\n;{}#\"'\\]"
 _TRIVIA_TEXT = r"[ \t\r\n]*(?:#[^\n]*(?![^\n])[ \t\r\n]*)*"
 _ARGS = r"[^;{}#\"'\\]*"
-# A block body of plain directives (with blocks nested in it up to two deep)
-# is read in the same call and kept as one string until someone asks for its
-# children (Block.unparsed): most of a hosting config is server and location
-# bodies that a certbot run never reads.  One alternation per piece (whitespace, a comment
-# to the end of its line, a directive) is the cheapest form for the regex
-# engine.  A body with an include (the parse lists those), Lua or "${" is
-# read item by item instead (see _read_nodes).
+# A block body of directives (with blocks nested in it up to two deep; its
+# words as below) is read in the same call and kept as one string until
+# someone asks for its children (Block.unparsed): most of a hosting config
+# is server and location bodies that a certbot run never reads.  One
+# alternation per piece (whitespace, a comment to the end of its line, a
+# directive) is the cheapest form for the regex engine.  A body with an include (the parse lists those) or Lua is read
+# item by item instead (see _read_nodes).
 _WHITESPACE = r"[ \t\r\n]"
+_SPACE_RUN = _WHITESPACE + "+(?!" + _WHITESPACE + ")"
+# The words of a directive in such a body, read as ngx_conf_read_token
+# reads them, and each piece in one way only.  A quote opens a quoted word
+# only where a word starts (after whitespace, or as the directive's first
+# word); inside a word it is a character (a"b" is one word).  A backslash
+# takes the next character whatever it is.  "$" then "{" goes on with the
+# word ("${host}" is a variable), so such a "{" opens no block.  After a
+# closing quote nginx wants whitespace, ";", "{" or ")" (which starts the
+# next word).  Not read here (the item-by-item path reads them): "#" and "}"
+# inside a word, a comment between words, an escaped "$" before "{" and
+# an escaped whitespace before a quote.
+# Written as runs of ordinary characters between the others: a run is one
+# step of the regex engine.
+_ORDINARY = r"[^;{}#\"'\\]*"  # whitespace included: it only separates words
+# An escape; not an escaped "$" before "{", nor an escaped whitespace before
+# a quote (that quote is inside a word, but a look behind it would see the
+# whitespace).
+_WORD_ESCAPE = r"""\\(?:[^$ \t\r\n]|\$(?!\{)|[ \t\r\n](?!["']))"""
+# After the opening quote: the rest of a quoted word.
+_DOUBLE_QUOTED_REST = r'[^"\\]*(?:\\[\s\S][^"\\]*)*"(?=[ \t\r\n;{)])'
+_SINGLE_QUOTED_REST = r"[^'\\]*(?:\\[\s\S][^'\\]*)*'(?=[ \t\r\n;{)])"
+# Each branch starts with its character and then looks behind it: the regex
+# engine tries a branch only when its first character is there.
+_SPECIAL = (_WORD_ESCAPE
+            + r"|\{(?<=\$\{)"  # a "$" (not escaped: see _WORD_ESCAPE) then "{"
+            + r'|"(?<=[ \t\r\n]")' + _DOUBLE_QUOTED_REST  # a quoted word
+            + r"|'(?<=[ \t\r\n]')" + _SINGLE_QUOTED_REST
+            + r"""|["'](?<![ \t\r\n]["'])""")  # a quote inside a word
+_MORE_WORDS = _ORDINARY + "(?:(?:" + _SPECIAL + ")" + _ORDINARY + ")*"
+# A directive's words, from its name up to (not including) its ";" or "{":
+# the first word starts with a character that cannot start trivia or end a
+# directive, an escape, or a quote.
+_BODY_WORDS = (r"""(?:[^ \t\r\n;{}#"'\\]|""" + _WORD_ESCAPE + '|"' + _DOUBLE_QUOTED_REST
+               + "|'" + _SINGLE_QUOTED_REST + ")" + _MORE_WORDS)
+# A "{" that opens a block: not one after "$".
+_BLOCK_OPEN = r"\{(?<!\$\{)"
+_COMMENT_LINE = r"#[^\n]*(?![^\n])"
 
 
 def _plain_body(depth: int) -> str:
-    end = ";" if depth == 0 else r"(?:;|\{" + _plain_body(depth - 1) + r"\})"
-    # Each piece matches in one way only (a run of whitespace as a whole),
-    # so a body that does not match fails in linear time.
-    return ("(?:" + _WHITESPACE + "+(?!" + _WHITESPACE + r")|#[^\n]*(?![^\n])|"
-            + _NAME_CHAR + _ARGS + end + ")*")
+    end = ";" if depth == 0 else r"(?:;|" + _BLOCK_OPEN + _plain_body(depth - 1) + r"\})"
+    # Each piece matches in one way only (a run of whitespace as a whole,
+    # a word as a whole), so a body that does not match fails in linear time.
+    return "(?:" + _SPACE_RUN + "|" + _COMMENT_LINE + "|" + _BODY_WORDS + end + ")*"
 
 
 def _item(number: int) -> str:
@@ -494,7 +532,7 @@ def _read_nodes(text: str, path: str, home: Optional["weakref.ref[ConfigText]"],
                 siblings.append(Node(name, raw, before, home))
                 if name is include:
                     includes.append(siblings[-1])
-            elif (body is not None and "include" not in body and "${" not in body
+            elif (body is not None and "include" not in body
                   and "_by_lua_block" not in body):
                 siblings.append(Block(name, raw, before, home, share(body, body)))
             elif name.endswith("_by_lua_block"):
@@ -550,9 +588,13 @@ def _read_directive(text: str, pos: int, path: str):
             raise ParseError('unexpected "}"', path, _line_at(text, pos))
 
 
-# In an unparsed body (plain: no quotes or escapes), a "#" starts a comment.
+# In an unparsed body a "#" starts a comment unless it is in a quoted word
+# (a word of _BODY_WORDS never holds one otherwise).
 _COMMENT = re.compile(r"#[^\n]*")
 _INNERMOST_BLOCK = re.compile(r"\{[^{}]*\}")
+# What only a body with quoted words, escapes or "${" holds: in such a body
+# ";", "{", "}", "#" and names may be inside words, so it is read word by word.
+_NOT_PLAIN = re.compile(r"[\"'\\]|\$\{")
 
 
 @functools.lru_cache(maxsize=None)
@@ -562,6 +604,21 @@ def _directive_named(names: Tuple[str, ...]) -> "re.Pattern[str]":
                       + ")(?=[ \t\r\n;])[^;]*)(?=;)")
 
 
+@functools.lru_cache(maxsize=None)
+def _next_directive_named(names: Tuple[str, ...]) -> "re.Pattern[str]":
+    """From the start of a piece of an unparsed body: the pieces up to the
+    next simple directive called one of names (group 1: that directive,
+    without its ";").  Built from the body's own grammar (_plain_body), so
+    it splits the body into pieces exactly where the parse did."""
+    alternatives = "|".join(map(re.escape, names))
+    # The name as nginx reads it: a word, or quoted ("listen" is listen).
+    named = ("(?:(?:" + alternatives + ")(?=[ \t\r\n;{])|(?:\"(?:" + alternatives
+             + ")\"|'(?:" + alternatives + ")')(?=[ \t\r\n;{)]))")
+    other = ("(?:" + _SPACE_RUN + "|" + _COMMENT_LINE + "|(?!" + named + ")" + _BODY_WORDS
+             + ";|" + _BODY_WORDS + _BLOCK_OPEN + _plain_body(1) + r"\})")
+    return re.compile("(?:" + other + ")*(" + named + _MORE_WORDS + ");")
+
+
 def direct_directives(block: Node,
                       names: Tuple[str, ...]) -> List[Tuple[str, str, List[str]]]:
     """(name, raw, args) of the simple directives called one of names
@@ -569,13 +626,25 @@ def direct_directives(block: Node,
 
     An unparsed body is not built for this: the lookup reads server_name and
     listen of every server block, and a hosting config has 100 000 of them.
-    Such a body is plain directives.  With its comments removed and its
-    nested blocks replaced by ";", a directive starts after a ";" (or at the
-    start) and ends at the next one."""
+    Such a body of plain words, with its comments removed and its nested
+    blocks replaced by ";", has a directive start after a ";" (or at the
+    start) and end at the next one.  A body with quoted words is read piece
+    by piece with the parse's own grammar, up to its last such directive."""
     body = block.unparsed
     if body is None:
         return [(child.name, child.raw, child.args) for child in block.children
                 if child.name in names]
+    # (Four scans for a character are faster than one regex search.)
+    if '"' in body or "'" in body or "\\" in body or "${" in body:
+        special = _NOT_PLAIN.search(body)
+        # Before its first quote, escape or "${" the body is plain.  When the
+        # directives asked for all come before that (as templates write
+        # listen and server_name first), and no block does, read the plain
+        # part: it ends at a ";" that ends a directive or is in a comment.
+        cut = body.rfind(";", 0, special.start()) + 1
+        if max(map(body.rfind, names)) >= cut or body.find("{", 0, cut) >= 0:
+            return _directives_in_words(body, names)
+        body = body[:cut]
     if "#" in body:
         body = _COMMENT.sub("", body)
     nested = body.find("{")
@@ -592,6 +661,28 @@ def direct_directives(block: Node,
     return [(name, raw + ";", raw.split()[1:] if raw.isascii() and raw.isprintable()
              else words_of(raw + ";")[1:])
             for raw, name in _directive_named(names).findall(";" + body)]
+
+
+def _directives_in_words(body: str, names: Tuple[str, ...]) -> List[Tuple[str, str, List[str]]]:
+    """direct_directives of an unparsed body with quoted words."""
+    match = _next_directive_named(names).match
+    # No name in the text after the last one found: nothing more to find
+    # (most templates write listen and server_name first).
+    last = max(map(body.rfind, names))
+    found = []
+    pos = 0
+    while pos <= last:
+        m = match(body, pos)
+        if m is None:
+            break
+        raw = m.group(1) + ";"
+        if raw.isascii() and raw.isprintable() and _PLAIN_RAW.fullmatch(raw):
+            words = raw[:-1].split()  # plain words (see direct_directives)
+        else:
+            words = words_of(raw)
+        found.append((words[0], raw, words[1:]))
+        pos = m.end()
+    return found
 
 
 def dump_nodes(nodes: List[Node], tail: str, out: List[str]) -> None:

@@ -285,7 +285,8 @@ def test_the_parse_lists_its_include_directives_in_order():
     # Deferred: plain directives, nested three deep, comments, blank lines.
     "server {\n    # c { ;\n    listen 80;\n\n    location / {\n        if ($x) {\n"
     "            limit_except GET { deny all; }\n        }\n    }\n}\n",
-    # Read item by item instead: include, Lua, "${", quotes, four deep.
+    # Read item by item instead: include, Lua, "}" in a word, four deep.
+    # (Quoted values and "${" are kept unparsed: test_parser_quoted.py.)
     "location / {\n    include fastcgi_params;\n}\n",
     "location / {\n    content_by_lua_block { ngx.say(1) }\n}\n",
     "location / {\n    set $a ${b}c;\n}\n",
