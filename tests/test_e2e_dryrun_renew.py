@@ -102,9 +102,11 @@ def drop_challenge_location(nginx, name):
     path = os.path.join(nginx.prefix, "sites", f"{name}.conf")
     with open(path) as f:
         text = f.read()
-    text, count = re.subn(r"\n *location \^~ /\.well-known/acme-challenge/ \{  # certbot-nginx-"
-                          r"webroot\n(?:.*# certbot-nginx-webroot\n)*? *\}  # certbot-nginx-"
-                          r"webroot(?=\n)", "", text)
+    # Up to the brace at the location's own indentation: the location holds
+    # a block of its own (limit_except).
+    text, count = re.subn(r"\n( *)location \^~ /\.well-known/acme-challenge/ \{  # certbot-"
+                          r"nginx-webroot\n(?:.*# certbot-nginx-webroot\n)*?\1\}  # certbot-"
+                          r"nginx-webroot(?=\n)", "", text)
     assert count >= 1, text
     with open(path, "w") as f:
         f.write(text)
