@@ -817,9 +817,36 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
         else:
             edit.insert(copy, 0, f"server_name {' '.join(keep)};  {edit.MARK}", newline,
                         copy.file)
+        _keep_server_name_value(copy, source.server.names, keep)
     edit.mark_block(holder, index + 1)  # every line of the copy is one the plugin added
     config.mark_changed(copy)
     return copy
+
+
+_SERVER_NAME_VARIABLE = re.compile(r"\$(?:\{server_name\}|server_name\b)")
+
+
+def _keep_server_name_value(copy: Node, names: Sequence[str], kept: Sequence[str]) -> None:
+    """$server_name is a block's first name (effective.server_name_variable):
+    a copy that answers fewer names may have another first name, so its
+    own directives that use $server_name get the source block's value
+    written out, and the copy serves what the source serves (``root
+    /srv/$server_name``).  Included files are shared with the source and
+    stay as they are; a value that holds a ``$`` (a regex) is not written."""
+    hostname = effective.machine_hostname()
+    value = effective.server_name_variable(list(names), hostname)
+    if value == effective.server_name_variable(list(kept), hostname) or "$" in value:
+        return
+    pending = [copy]
+    while pending:
+        block = pending.pop()
+        for i, node in enumerate(block.children):
+            if node.children is not None:
+                pending.append(node)
+            elif node.name != "include" and \
+                    any(_SERVER_NAME_VARIABLE.search(arg) for arg in node.args):
+                edit.set_args(block, i, [_SERVER_NAME_VARIABLE.sub(lambda _: value, arg)
+                                         for arg in node.args])
 
 
 def _probe_labels(server_names: Sequence[str]) -> List[str]:

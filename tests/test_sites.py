@@ -469,3 +469,28 @@ def test_a_copy_keeps_locations_a_user_break_lets_requests_reach(tmp_path):
     copy = sites.make_https_server(config, sites.answering(config, "old.example", 80)[0],
                                    "old.example", 80, 443, None, ["old.example"])
     assert "location /status" in parser.dump_node(copy)
+
+
+def test_https_copy_for_fewer_names_writes_out_the_sources_server_name(tmp_path):
+    # $server_name is the block's first name; the copy's first name differs.
+    config = load(tmp_path, "server {\n    listen 80;\n"
+                  "    server_name .Main.example www.main.example;\n"
+                  "    root /srv/$server_name;\n"
+                  "    location / { add_header X-Site \"${server_name}\" always;\n"
+                  "        set $server_name_x 1; }\n}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "www.main.example", 80)[0],
+                                   "www.main.example", 80, 443, None, ["www.main.example"])
+    dumped = parser.dump_node(copy)
+    assert f"    server_name www.main.example;  {M}" in dumped
+    assert "root /srv/main.example;" in dumped
+    assert "add_header X-Site main.example always;" in dumped
+    assert "set $server_name_x 1;" in dumped  # another variable
+    assert "root /srv/$server_name;" in text(config)  # the :80 block as it was
+
+
+def test_https_copy_with_the_same_first_name_keeps_server_name(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n"
+                  "    server_name a.example legacy.example;\n    root /srv/$server_name;\n}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                   "a.example", 80, 443, None, ["a.example"])
+    assert "root /srv/$server_name;" in parser.dump_node(copy)
