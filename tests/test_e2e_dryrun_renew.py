@@ -102,8 +102,10 @@ def drop_challenge_location(nginx, name):
     path = os.path.join(nginx.prefix, "sites", f"{name}.conf")
     with open(path) as f:
         text = f.read()
-    text, count = re.subn(r"\n *location \^~ /\.well-known/acme-challenge/ \{  # certbot-nginx-"
-                          r"webroot\n(?:.*# certbot-nginx-webroot\n)*? *\}  # certbot-nginx-"
+    # Up to the closing brace at the location's own indentation (the
+    # location holds a limit_except block, whose brace is marked too).
+    text, count = re.subn(r"\n( *)location \^~ /\.well-known/acme-challenge/ \{  # certbot-nginx-"
+                          r"webroot\n(?:.*# certbot-nginx-webroot\n)*?\1\}  # certbot-nginx-"
                           r"webroot(?=\n)", "", text)
     assert count >= 1, text
     with open(path, "w") as f:
