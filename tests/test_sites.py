@@ -494,3 +494,31 @@ def test_https_copy_with_the_same_first_name_keeps_server_name(tmp_path):
     copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                    "a.example", 80, 443, None, ["a.example"])
     assert "root /srv/$server_name;" in parser.dump_node(copy)
+
+
+@pytest.mark.parametrize("redirect", [
+    "    if ($request_uri ~ ^/admin) { return 301 https://$host$request_uri; }\n",
+    "    location /admin { return 301 https://$host$request_uri; }\n",
+    "    location /admin { if ($args) { rewrite ^ https://$server_name$uri permanent; } }\n",
+])
+def test_https_copy_of_a_block_with_a_partial_self_redirect_is_refused(tmp_path, redirect):
+    # Over HTTPS the copy would send those requests to themselves (a loop).
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example b.example;\n"
+                  "    root /srv/a;\n" + redirect + "}\n")
+    with pytest.raises(sites.SiteError, match="redirect them to themselves"):
+        sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                "a.example", 80, 443, None, ["a.example"])
+    assert not config.changed
+
+
+@pytest.mark.parametrize("redirect", [
+    "    if ($scheme = http) { set $x 1; }\n"
+    "    location /admin { if ($scheme = http) { return 301 https://$host$request_uri; } }\n",
+    "    if ($host = b.example) { return 301 https://$host$request_uri; }\n",
+])
+def test_https_copy_keeps_a_self_redirect_that_never_applies_over_https(tmp_path, redirect):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example b.example;\n"
+                  "    root /srv/a;\n" + redirect + "}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                   "a.example", 80, 443, None, ["a.example"])
+    assert "return 301 https://$host$request_uri;" in parser.dump_node(copy)
