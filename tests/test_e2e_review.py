@@ -148,3 +148,57 @@ server {
     assert lab.https_response("www.main.example", "/index.txt") == (200, b"main site\n"), \
         site_text(nginx)
     assert nginx_warnings(nginx) == []
+
+
+def test_a_dry_run_on_a_hard_linked_site_file_leaves_it_one_file(acme, nginx):
+    """E4 x B: the dry run's temporary location goes into a hard-linked file
+    in place and is undone in place: one inode, same bytes, same mode."""
+    name = "hardlink.example"
+    available = nginx.write("sites-available/app", """\
+server {
+    listen {http};
+    server_name %s;
+    location / { proxy_pass http://127.0.0.1:{backend}; }
+}
+""" % name)
+    enabled = os.path.join(nginx.prefix, "sites", "app.conf")
+    os.link(available, enabled)
+    os.chmod(available, 0o640)
+    before = os.stat(available)
+    with open(available, "rb") as f:
+        original = f.read()
+    nginx.start()
+    certbot = lab.Certbot(os.path.join(nginx.prefix, "certbot"), acme, nginx)
+    reloads = nginx.reloads()
+    certbot.run("certonly", "--dry-run", "-a", "nginx-webroot", *certbot.plugin_args(),
+                "-d", name)
+    assert nginx.reloads() - reloads == 2  # the location served, then undone
+    after = os.stat(enabled)
+    assert (after.st_ino, after.st_nlink, after.st_mode) == \
+        (before.st_ino, 2, before.st_mode)
+    with open(enabled, "rb") as f:
+        assert f.read() == original
+
+
+def test_a_block_that_redirects_some_requests_to_https_is_not_copied_into_a_loop(acme, nginx):
+    """D2 x C5: a redirect to https for /admin only no longer counts as the
+    block's redirect, so the block is not refused as redirect-only; its copy
+    for HTTPS would redirect /admin to itself.  Refused, naming the line."""
+    with open(os.path.join(nginx.prefix, "www", "index.txt"), "w") as f:
+        f.write("the app\n")
+    certbot = start_site(acme, nginx, """\
+server {
+    listen {http};
+    server_name loop.example other.example;
+    root {prefix}/www;
+    if ($request_uri ~ ^/admin) { return 301 https://$host$request_uri; }
+}
+""")
+    proc = certbot.run(*args(certbot, "loop.example"), "--no-redirect", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert f"{nginx.prefix}/sites/site.conf:5" in out and "to themselves" in out, out
+    assert "Traceback" not in out
+    assert "listen {https}".replace("{https}", str(lab.HTTPS_PORT)) not in site_text(nginx)
+    assert lab.http_get("loop.example", "/index.txt") == (200, b"the app\n")
+    assert nginx_warnings(nginx) == []
