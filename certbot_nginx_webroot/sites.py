@@ -607,6 +607,49 @@ def _redirects_to_itself(config: Config, server: Node, names: Sequence[str]) -> 
     return False
 
 
+def _never_over_https(if_node: Node, names: Sequence[str], https_port: int) -> bool:
+    """Is this ``if``'s condition false for every HTTPS request for names
+    (decided by the host, the scheme, $https or the port alone)?"""
+    condition = if_condition(if_node)
+    if condition is None:
+        return False
+    variable, operator, operand = condition
+    for name in names:
+        values = {"$host": name.lower(), "$scheme": "https", "$https": "on",
+                  "$server_port": str(https_port)}
+        if variable not in values or (operator is not None and "$" in operand):
+            return False
+        if operator in ("~", "~*", "!~", "!~*") and \
+                effective.pcre(operand, operator.endswith("*")) is None:
+            return False
+        if condition_holds(condition, values):
+            return False
+    return True
+
+
+def _redirect_loop_over_https(config: Config, server: Node, names: Sequence[str],
+                              https_port: int) -> Optional[Node]:
+    """A redirect of server to https on the requested host (at any depth,
+    conditional or not) that an HTTPS copy of it answering names would
+    still reach: over HTTPS it sends the request to itself.  Not counted:
+    one in an ``if`` that never holds over HTTPS for names (``if ($scheme =
+    http)``, ``if ($host = other.example)``), and the plugin's own flag
+    form (set only for the names it redirects, which have a block of their
+    own or are excepted over TLS)."""
+    pending = list(config.expand(server.children))
+    while pending:
+        node = pending.pop()
+        if _self_redirect(node, names):
+            return node
+        if node.children is None:
+            continue
+        if node.name == "if" and (REDIRECT_FLAG in " ".join(node.args) or
+                                  _never_over_https(node, names, https_port)):
+            continue
+        pending.extend(config.expand(node.children))
+    return None
+
+
 def _redirects_every_request(node: Node) -> bool:
     """Is node a server-level ``return``, or a ``rewrite`` of every URI to a
     redirect?  A rewrite to a local URI (``rewrite ^ /index.php last;``, a
@@ -783,6 +826,15 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
             "block for it")
     if serves_in_place(config, source, https_port, covered or [name]):
         return add_tls_in_place(config, source, http_port, https_port, http2)
+    keep = [name] if source.kind == lookup.DEFAULT else \
+        [n for n in source.server.names if n == name or covers(covered, n)] or [name]
+    loop = _redirect_loop_over_https(config, node, keep, https_port)
+    if loop is not None:
+        raise SiteError(
+            f"{name} has no server block on port {https_port}, and the one on port "
+            f"{http_port} ({where(node)}) redirects some requests to https on the same "
+            f"host ({where(loop)}): a copy of it for HTTPS would redirect them to "
+            "themselves; add an HTTPS server block for it")
     lines = _tls_listens(config, source, http_port, https_port, http2)
     if http2 == HTTP2_DIRECTIVE and not config.directives(node, "http2"):
         lines.append(f"http2 on;  {edit.MARK}")
@@ -806,8 +858,6 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
             child = copy.children[i]
             if child.name == "location" or is_guard(child):
                 edit.remove(copy, i)
-    keep = [name] if source.kind == lookup.DEFAULT else \
-        [n for n in source.server.names if n == name or covers(covered, n)] or [name]
     if keep != list(source.server.names):
         names = [i for i, n in enumerate(copy.children) if n.name == "server_name"]
         for i in reversed(names[1:]):
@@ -817,9 +867,36 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
         else:
             edit.insert(copy, 0, f"server_name {' '.join(keep)};  {edit.MARK}", newline,
                         copy.file)
+        _keep_server_name_value(copy, source.server.names, keep)
     edit.mark_block(holder, index + 1)  # every line of the copy is one the plugin added
     config.mark_changed(copy)
     return copy
+
+
+_SERVER_NAME_VARIABLE = re.compile(r"\$(?:\{server_name\}|server_name\b)")
+
+
+def _keep_server_name_value(copy: Node, names: Sequence[str], kept: Sequence[str]) -> None:
+    """$server_name is a block's first name (effective.server_name_variable):
+    a copy that answers fewer names may have another first name, so its
+    own directives that use $server_name get the source block's value
+    written out, and the copy serves what the source serves (``root
+    /srv/$server_name``).  Included files are shared with the source and
+    stay as they are; a value that holds a ``$`` (a regex) is not written."""
+    hostname = effective.machine_hostname()
+    value = effective.server_name_variable(list(names), hostname)
+    if value == effective.server_name_variable(list(kept), hostname) or "$" in value:
+        return
+    pending = [copy]
+    while pending:
+        block = pending.pop()
+        for i, node in enumerate(block.children):
+            if node.children is not None:
+                pending.append(node)
+            elif node.name != "include" and \
+                    any(_SERVER_NAME_VARIABLE.search(arg) for arg in node.args):
+                edit.set_args(block, i, [_SERVER_NAME_VARIABLE.sub(lambda _: value, arg)
+                                         for arg in node.args])
 
 
 def _probe_labels(server_names: Sequence[str]) -> List[str]:

@@ -469,3 +469,56 @@ def test_a_copy_keeps_locations_a_user_break_lets_requests_reach(tmp_path):
     copy = sites.make_https_server(config, sites.answering(config, "old.example", 80)[0],
                                    "old.example", 80, 443, None, ["old.example"])
     assert "location /status" in parser.dump_node(copy)
+
+
+def test_https_copy_for_fewer_names_writes_out_the_sources_server_name(tmp_path):
+    # $server_name is the block's first name; the copy's first name differs.
+    config = load(tmp_path, "server {\n    listen 80;\n"
+                  "    server_name .Main.example www.main.example;\n"
+                  "    root /srv/$server_name;\n"
+                  "    location / { add_header X-Site \"${server_name}\" always;\n"
+                  "        set $server_name_x 1; }\n}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "www.main.example", 80)[0],
+                                   "www.main.example", 80, 443, None, ["www.main.example"])
+    dumped = parser.dump_node(copy)
+    assert f"    server_name www.main.example;  {M}" in dumped
+    assert "root /srv/main.example;" in dumped
+    assert "add_header X-Site main.example always;" in dumped
+    assert "set $server_name_x 1;" in dumped  # another variable
+    assert "root /srv/$server_name;" in text(config)  # the :80 block as it was
+
+
+def test_https_copy_with_the_same_first_name_keeps_server_name(tmp_path):
+    config = load(tmp_path, "server {\n    listen 80;\n"
+                  "    server_name a.example legacy.example;\n    root /srv/$server_name;\n}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                   "a.example", 80, 443, None, ["a.example"])
+    assert "root /srv/$server_name;" in parser.dump_node(copy)
+
+
+@pytest.mark.parametrize("redirect", [
+    "    if ($request_uri ~ ^/admin) { return 301 https://$host$request_uri; }\n",
+    "    location /admin { return 301 https://$host$request_uri; }\n",
+    "    location /admin { if ($args) { rewrite ^ https://$server_name$uri permanent; } }\n",
+])
+def test_https_copy_of_a_block_with_a_partial_self_redirect_is_refused(tmp_path, redirect):
+    # Over HTTPS the copy would send those requests to themselves (a loop).
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example b.example;\n"
+                  "    root /srv/a;\n" + redirect + "}\n")
+    with pytest.raises(sites.SiteError, match="redirect them to themselves"):
+        sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                "a.example", 80, 443, None, ["a.example"])
+    assert not config.changed
+
+
+@pytest.mark.parametrize("redirect", [
+    "    if ($scheme = http) { set $x 1; }\n"
+    "    location /admin { if ($scheme = http) { return 301 https://$host$request_uri; } }\n",
+    "    if ($host = b.example) { return 301 https://$host$request_uri; }\n",
+])
+def test_https_copy_keeps_a_self_redirect_that_never_applies_over_https(tmp_path, redirect):
+    config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example b.example;\n"
+                  "    root /srv/a;\n" + redirect + "}\n")
+    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+                                   "a.example", 80, 443, None, ["a.example"])
+    assert "return 301 https://$host$request_uri;" in parser.dump_node(copy)
