@@ -259,7 +259,9 @@ class NginxLab:
             os.kill(pid, signal.SIGQUIT)
         except OSError:
             return
-        deadline = time.monotonic() + 10
+        # A graceful stop waits for the workers' open requests; on a machine
+        # running several suites at once that can take seconds.
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 os.kill(pid, 0)
@@ -267,6 +269,13 @@ class NginxLab:
                 return
             time.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
+        # A killed master leaves its pid file: remove it, as a stop that
+        # finished would, so a test can still tell whether anything started
+        # nginx again.
+        try:
+            os.unlink(os.path.join(self.prefix, "nginx.pid"))
+        except FileNotFoundError:
+            pass
 
     def reloads(self) -> int:
         """SIGHUPs the master has received (logged at notice level)."""
