@@ -58,7 +58,7 @@ class WorkerSampler(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        from certbot_nginx_webroot import nginxctl
+        from certbot_nginx_webroot.controllers import local as nginxctl
         while not self.stop_event.is_set():
             workers = [t for t in nginxctl.children_of(self.master).values()
                        if t.startswith("nginx: worker process")]

@@ -22,7 +22,7 @@ from certbot.plugins import common
 from certbot.plugins import util as plugin_util
 
 if TYPE_CHECKING:
-    from certbot_nginx_webroot.challenge_files import ChallengeFiles
+    from certbot_nginx_webroot.stores.local import LocalDirectory as ChallengeFiles
     from certbot_nginx_webroot.config import Config
     from certbot_nginx_webroot.effective import MappedPath
 
@@ -43,10 +43,12 @@ def _lazy_module(name: str):
 
 
 certificates = _lazy_module("certbot_nginx_webroot.certificates")
-challenge_files = _lazy_module("certbot_nginx_webroot.challenge_files")
+challenge_files = _lazy_module("certbot_nginx_webroot.stores.local")
+stores = _lazy_module("certbot_nginx_webroot.stores")
+controllers = _lazy_module("certbot_nginx_webroot.controllers")
 nginx_config = _lazy_module("certbot_nginx_webroot.config")
 lookup = _lazy_module("certbot_nginx_webroot.lookup")
-nginxctl = _lazy_module("certbot_nginx_webroot.nginxctl")
+nginxctl = _lazy_module("certbot_nginx_webroot.controllers.local")
 parser = _lazy_module("certbot_nginx_webroot.parser")
 probes = _lazy_module("certbot_nginx_webroot.probes")
 renewal_run = _lazy_module("certbot_nginx_webroot.renewal_run")
@@ -145,7 +147,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             plugin_util.path_surgery(self.conf("ctl"))
         try:
             self._nginx().binary()
-        except nginxctl.NginxError as err:
+        except controllers.NginxError as err:
             raise errors.NoInstallationError(str(err)) from err
         if not os.path.isfile(self._main_conf()):
             raise errors.NoInstallationError(
@@ -191,7 +193,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         try:
             nginx.test()
             nginx.master_pid()
-        except nginxctl.NginxError as err:
+        except controllers.NginxError as err:
             logger.warning("Not reloading nginx after undoing them: %s", err)
             return
         self._reload()
@@ -202,8 +204,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def _main_conf(self) -> str:
         return os.path.join(self.conf("server-root"), "nginx.conf")
 
-    def _nginx(self) -> nginxctl.Nginx:
-        return nginxctl.Nginx(self.conf("ctl"), self._main_conf())
+    def _nginx(self) -> Any:
+        return nginxctl.LocalNginx(self.conf("ctl"), self._main_conf())
 
     def _load(self) -> Config:
         """The parsed configuration, read once per run and edited in memory."""
@@ -232,7 +234,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 "from the internet.")
 
     def perform(self, achalls: list) -> list:
-        self._challenges = challenge_files.ChallengeFiles(self._webroot())
+        self._challenges = challenge_files.LocalDirectory(self._webroot())
         self._adopted_challenges = []
         try:
             responses = [self._write_challenge(achall) for achall in achalls]
@@ -248,7 +250,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                         continue
                     say(f"nginx serves challenges for {', '.join(adopted[served])} "
                         f"from {served.path}; writing them there")
-                    files = challenge_files.ChallengeFiles(served.base, served.below)
+                    files = challenge_files.LocalDirectory(served.base, served.below)
                     self._adopted_challenges.append(files)
                     for achall in achalls:
                         self._write_challenge(achall, files)
@@ -296,9 +298,9 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def _write_challenge(self, achall: Any, files: Optional[ChallengeFiles] = None) -> Any:
         response, validation = achall.response_and_validation()
         try:
-            (files or self._challenges).write(achall.chall.encode("token"),
+            (files or self._challenges).put(achall.chall.encode("token"),
                                               validation.encode())
-        except challenge_files.ChallengeFileError as err:
+        except stores.ChallengeStoreError as err:
             raise errors.PluginError(str(err)) from err
         return response
 
@@ -307,7 +309,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         not running (the plugin never starts it)."""
         try:
             self._nginx().master_pid()
-        except nginxctl.NginxError as err:
+        except controllers.NginxError as err:
             raise errors.PluginError(
                 f"{err}; start it with your service manager, then rerun") from err
 
@@ -337,7 +339,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         answered and the config has that address listen with proxy_protocol
         (nginx behind HAProxy or a balancer, which drops a connection that
         does not start with a PROXY header), again with the header."""
-        expected = self._challenges.content(achall.chall.encode("token"))
+        expected = self._challenges.read(achall.chall.encode("token"))
         # Once known, the header goes first (nginx logs each plain request
         # it drops as a "broken header").
         where = (probes.connect_host(addr), port)  # ("*" and "127.0.0.1" are one place)
@@ -505,7 +507,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         """nginx's prefix, which relative root and alias paths start from."""
         try:
             return self._nginx().compiled_paths()[0]
-        except nginxctl.NginxError as err:
+        except controllers.NginxError as err:
             raise errors.PluginError(str(err)) from err
 
     def _finish_pending_edit(self) -> None:
@@ -698,7 +700,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         """How the installed nginx turns HTTP/2 on, from ``nginx -V``."""
         try:
             return self._nginx().build_info().http2_form
-        except nginxctl.NginxError as err:
+        except controllers.NginxError as err:
             raise errors.PluginError(str(err)) from err
 
     def _tls_snippet(self, create: bool) -> str:
@@ -804,7 +806,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                                      "the configuration was restored") from err
         try:
             self._nginx().test()
-        except nginxctl.NginxError as err:
+        except controllers.NginxError as err:
             self._config = None
             self.recovery_routine()
             raise errors.PluginError(f"{err}; the configuration was restored") from err
@@ -819,7 +821,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             return
         try:
             self._nginx().test()
-        except nginxctl.NginxError as err:
+        except controllers.NginxError as err:
             self._config = None
             raise errors.PluginError(
                 f"the nginx configuration already fails before any change ({err}); "
@@ -844,7 +846,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def config_test(self) -> None:
         try:
             self._nginx().test()
-        except nginxctl.NginxError as err:
+        except controllers.NginxError as err:
             raise errors.MisconfigurationError(str(err)) from err
 
     def renew_deploy(self, lineage: interfaces.RenewableCert, *args: Any, **kwargs: Any) -> None:
@@ -872,7 +874,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         try:
             nginx.test()
             nginx.master_pid()
-        except nginxctl.NotRunning as err:
+        except controllers.NotRunning as err:
             if self._expected:  # certbot rolls the install back, then calls restart again
                 waiting = sorted({n for names in self._expected.values() for n in names})
                 raise errors.MisconfigurationError(
@@ -883,7 +885,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             logger.warning("%s. The configuration passed nginx -t and takes effect when "
                            "nginx starts; start it with your service manager.", err)
             return
-        except nginxctl.NginxError as err:
+        except controllers.NginxError as err:
             raise errors.MisconfigurationError(str(err)) from err
         self._reload()
         self._wait_certificates_live()
@@ -990,7 +992,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             self._wait_certificates_live()
             logger.info("Reloaded nginx once for %d renewed lineage(s): %s", len(lineages),
                         ", ".join(lineages))
-        except (errors.Error, nginxctl.NginxError) as err:
+        except (errors.Error, controllers.NginxError) as err:
             self._expected.clear()
             then = ("nginx was reloaded; fix what it serves and reload it" if reloaded else
                     "nginx keeps serving the previous ones until the problem is fixed and "
@@ -1003,7 +1005,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def _reload(self) -> None:
         try:
             self._nginx().reload(LIVE_TIMEOUT)
-        except nginxctl.NginxError as err:
+        except controllers.NginxError as err:
             raise errors.MisconfigurationError(str(err)) from err
         self._live = True
 

@@ -1,6 +1,6 @@
 """What nginx serves, seen from outside: an HTTP GET with a Host header and
 a TLS handshake with SNI, on loopback or the addresses the config listens
-on.  Nothing here runs or signals nginx (that is nginxctl)."""
+on.  Nothing here runs or signals nginx (that is a controller: controllers/)."""
 import http.client
 import re
 import socket

@@ -17,7 +17,7 @@ from acme import challenges
 
 from certbot_nginx_webroot import edit, effective, lookup, parser
 from certbot_nginx_webroot.config import Config
-from certbot_nginx_webroot.nginxctl import HTTP2_DIRECTIVE, HTTP2_LISTEN
+from certbot_nginx_webroot.build_info import HTTP2_DIRECTIVE, HTTP2_LISTEN
 from certbot_nginx_webroot.parser import Node
 
 CHALLENGE_PREFIX = "/" + challenges.HTTP01.URI_ROOT_PATH + "/"
@@ -815,7 +815,7 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
     covers (covered; name alone for a catch-all source).  A block that
     redirects to another name is copied with its redirect; one that
     redirects to itself on HTTPS cannot be.  http2 is how the running nginx
-    turns HTTP/2 on (nginxctl.HTTP2_LISTEN or HTTP2_DIRECTIVE), None for no
+    turns HTTP/2 on (build_info.HTTP2_LISTEN or HTTP2_DIRECTIVE), None for no
     HTTP/2.
     """
     node = source.server.ref

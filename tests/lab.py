@@ -219,7 +219,7 @@ class NginxLab:
         worker: it listens before either, and a reload measured from a
         master with no worker yet would take its first worker for a new one
         (seen as a flaky reload test on a busy machine)."""
-        from certbot_nginx_webroot import nginxctl
+        from certbot_nginx_webroot.controllers import local as nginxctl
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -252,7 +252,7 @@ class NginxLab:
             return
         # Tests write hostile pid files (-1, 1, another process): signal only
         # a master of this nginx binary.
-        from certbot_nginx_webroot import nginxctl
+        from certbot_nginx_webroot.controllers import local as nginxctl
         if pid <= 1 or nginxctl.master_problem(pid, nginx_binary()):
             return
         try:

@@ -2,7 +2,7 @@
 binary wants (pure functions; no nginx needed)."""
 import pytest
 
-from certbot_nginx_webroot import nginxctl
+from certbot_nginx_webroot import build_info as nginxctl
 
 DEBIAN_12 = """\
 nginx version: nginx/1.22.1

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 import lab
-from certbot_nginx_webroot import edit, nginxctl, parser, sites
+from certbot_nginx_webroot.controllers.local import LocalNginx
+from certbot_nginx_webroot import edit, build_info, parser, sites
 from certbot_nginx_webroot.config import Config
 from conftest import CORPUS
 
@@ -57,18 +58,18 @@ def install_into_h5bp(tmp_path, http2):
 
 
 def binary_http2_form():
-    return nginxctl.Nginx(lab.nginx_binary(), "unused").build_info().http2_form
+    return LocalNginx(lab.nginx_binary(), "unused").build_info().http2_form
 
 
 def test_the_other_http2_form_is_wrong_for_this_nginx(tmp_path):
     # Why the plugin reads `nginx -V`: nginx before 1.25.1 rejects `http2 on;`,
     # and from 1.25.1 warns that `listen ... http2` is deprecated.
     own = binary_http2_form()
-    other = {nginxctl.HTTP2_LISTEN: nginxctl.HTTP2_DIRECTIVE,
-             nginxctl.HTTP2_DIRECTIVE: nginxctl.HTTP2_LISTEN}[own]
+    other = {build_info.HTTP2_LISTEN: build_info.HTTP2_DIRECTIVE,
+             build_info.HTTP2_DIRECTIVE: build_info.HTTP2_LISTEN}[own]
     _, conf, _ = install_into_h5bp(tmp_path, other)
     result = nginx_t(conf)
-    if own == nginxctl.HTTP2_LISTEN:
+    if own == build_info.HTTP2_LISTEN:
         assert result.returncode != 0 and 'unknown directive "http2"' in result.stderr
     else:
         assert result.returncode == 0
@@ -89,7 +90,7 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
     text = after["conf.d/no-ssl.default.conf"].decode()
     assert text.startswith(before["conf.d/no-ssl.default.conf"].decode().split("server {")[0])
     assert "deferred" not in text.split("\n\nserver {")[-1]  # socket options stay on :80
-    if http2 == nginxctl.HTTP2_LISTEN:
+    if http2 == build_info.HTTP2_LISTEN:
         assert f"listen [::]:443 ssl http2;  {edit.MARK}" in text
     else:
         assert f"listen [::]:443 ssl;  {edit.MARK}" in text

@@ -14,7 +14,8 @@ import configobj
 import pytest
 
 import lab
-from certbot_nginx_webroot import edit, nginxctl, probes
+from certbot_nginx_webroot.controllers.local import LocalNginx
+from certbot_nginx_webroot import edit, build_info, probes
 
 pytestmark = [
     pytest.mark.e2e,
@@ -182,8 +183,8 @@ server {
 """, ["six.example"], "--no-redirect", check_ipv6=True)
     with open(os.path.join(nginx.prefix, "sites/site.conf")) as f:
         text = f.read()
-    form = nginxctl.Nginx(lab.nginx_binary(), nginx.conf).build_info().http2_form
-    flags = "ssl http2" if form == nginxctl.HTTP2_LISTEN else "ssl"  # 1.22: the listen flag
+    form = LocalNginx(lab.nginx_binary(), nginx.conf).build_info().http2_form
+    flags = "ssl http2" if form == build_info.HTTP2_LISTEN else "ssl"  # 1.22: the listen flag
     assert "listen [::]:%d %s;" % (lab.HTTPS_PORT, flags) in text
     assert lab.negotiated_protocol("six.example", host="::1") == "h2"
 
@@ -381,7 +382,7 @@ server {
     location /gone { return 404; }
 }
 """ % (cert, key))
-    build = nginxctl.Nginx(lab.nginx_binary(), nginx.conf).build_info()
+    build = LocalNginx(lab.nginx_binary(), nginx.conf).build_info()
     # nginx's default when no ssl_protocols applies: TLS 1.3 only from 1.23.4.
     default = ["TLSv1", "TLSv1.1", "TLSv1.2"] + (["TLSv1.3"] if build.version >= (1, 23, 4)
                                                  else [])
@@ -410,7 +411,7 @@ server {
     # nginx < 1.25.1 the new block shares it; from 1.25.1 `http2 on;` is per block.
     assert lab.negotiated_protocol("made.example") == alpn_before
     assert lab.negotiated_protocol("new.example") == (
-        "h2" if build.http2_form == nginxctl.HTTP2_DIRECTIVE else alpn_before)
+        "h2" if build.http2_form == build_info.HTTP2_DIRECTIVE else alpn_before)
 
     renew_is_one_reload(certbot, nginx, names)
     # `certbot enhance` again: already there, nothing edited.

@@ -18,7 +18,7 @@ import pytest
 from acme import challenges
 
 import lab
-from certbot_nginx_webroot import nginxctl
+from certbot_nginx_webroot.controllers import local as nginxctl
 
 pytestmark = [
     pytest.mark.e2e,
@@ -112,7 +112,7 @@ def drop_challenge_location(nginx, name):
         f.write(text)
     # Reloaded as the plugin does it: until every old worker stops taking
     # connections (right after a SIGHUP an old one may still answer).
-    nginxctl.Nginx(lab.nginx_binary(), nginx.conf).reload()
+    nginxctl.LocalNginx(lab.nginx_binary(), nginx.conf).reload()
     assert lab.http_get(name, MARKER) == BACKEND
 
 

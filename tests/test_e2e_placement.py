@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 import lab
-from certbot_nginx_webroot import edit, nginxctl
+from certbot_nginx_webroot.controllers.local import LocalNginx
+from certbot_nginx_webroot import edit, build_info
 from test_e2e import issue_then_renew, renew_is_one_reload, site_text, start_site, user_lines
 
 pytestmark = [
@@ -171,8 +172,8 @@ server {
     text = site_text(nginx)
     assert server_blocks(text) == 1, text  # no copy
     assert user_lines(text) == user_lines(nginx.fill(site))  # the user's lines as they were
-    form = nginxctl.Nginx(lab.nginx_binary(), nginx.conf).build_info().http2_form
-    flags = "ssl http2" if form == nginxctl.HTTP2_LISTEN else "ssl"
+    form = LocalNginx(lab.nginx_binary(), nginx.conf).build_info().http2_form
+    flags = "ssl http2" if form == build_info.HTTP2_LISTEN else "ssl"
     assert f"    listen {lab.HTTPS_PORT} {flags};  {edit.MARK}\n" in text
     assert f"    listen [::]:{lab.HTTPS_PORT} {flags};  {edit.MARK}\n" in text
     for name in ("app.example", "www.app.example"):

@@ -121,7 +121,7 @@ def test_renewal_with_a_pid_file_naming_no_nginx_master_signals_nothing(
     assert issue(certbot, "pid.example").returncode == 0
     scene = Scene(nginx, "pid.example")
     # A stale pid file whose pid now belongs to another process, and -1
-    # (every process).  test_nginxctl tries 0, 1, +1, 1_0 and more.
+    # (every process).  test_controller_local tries 0, 1, +1, 1_0 and more.
     for text in (f"{bystander.pid}\n", "-1"):
         write_pid_file(nginx, text)
         try:

@@ -14,7 +14,8 @@ import pytest
 from acme import challenges
 from certbot import errors
 
-from certbot_nginx_webroot import edit, nginxctl, plugin, probes, sites, tls
+from certbot_nginx_webroot import edit, plugin, probes, sites, tls
+from certbot_nginx_webroot.controllers import local as nginxctl
 from certbot_nginx_webroot.config import Config
 
 
@@ -35,12 +36,12 @@ class FakeNginx:
         self.running = True
         self.version_output = nginx_v("1.22.1", http2=True)  # what `nginx -V` prints
         self.proxy_protocol_ports = set()  # drop a connection without a PROXY header
-        monkeypatch.setattr(nginxctl.Nginx, "binary", lambda s: "/usr/sbin/nginx")
-        monkeypatch.setattr(nginxctl.Nginx, "build_info",
+        monkeypatch.setattr(nginxctl.LocalNginx, "binary", lambda s: "/usr/sbin/nginx")
+        monkeypatch.setattr(nginxctl.LocalNginx, "build_info",
                             lambda s: nginxctl.parse_build_info(self.version_output))
-        monkeypatch.setattr(nginxctl.Nginx, "test", self.test)
-        monkeypatch.setattr(nginxctl.Nginx, "reload", self.reload)
-        monkeypatch.setattr(nginxctl.Nginx, "master_pid", self.master_pid)
+        monkeypatch.setattr(nginxctl.LocalNginx, "test", self.test)
+        monkeypatch.setattr(nginxctl.LocalNginx, "reload", self.reload)
+        monkeypatch.setattr(nginxctl.LocalNginx, "master_pid", self.master_pid)
         monkeypatch.setattr(probes, "fetch", self.fetch)
 
     def test(self, *_):

@@ -1,7 +1,7 @@
 """Server-block operations on the config model (no certbot, no nginx)."""
 import pytest
 
-from certbot_nginx_webroot import edit, effective, lookup, nginxctl, parser, sites
+from certbot_nginx_webroot import edit, effective, lookup, build_info, parser, sites
 from certbot_nginx_webroot.config import Config
 
 M = edit.MARK
@@ -97,7 +97,7 @@ def test_listen_http2_only_where_it_changes_no_other_block(tmp_path, other_https
     config = load(tmp_path, other_https + "server {\n    listen 80;\n"
                   "    server_name a.example;\n}\n")
     block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                    "a.example", 80, 443, nginxctl.HTTP2_LISTEN, ["a.example"])
+                                    "a.example", 80, 443, build_info.HTTP2_LISTEN, ["a.example"])
     assert block is config.server_blocks()[-1]  # the block itself serves HTTPS
     assert parser.dump_node(block).splitlines()[1:3] == ["    listen 80;",
                                                          f"    listen 443 {flags};  {M}"]
@@ -108,11 +108,11 @@ def test_http2_directive_is_per_block_and_not_doubled(tmp_path):
                   "    server_name a.example;\n}\nserver {\n    listen 80;\n"
                   "    server_name b.example;\n    http2 off;\n}\n")
     a = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                "a.example", 80, 443, nginxctl.HTTP2_DIRECTIVE)
+                                "a.example", 80, 443, build_info.HTTP2_DIRECTIVE)
     assert parser.dump_node(a).splitlines()[2:4] == [f"    listen 443 ssl;  {M}",
                                                      f"    http2 on;  {M}"]
     b = sites.make_https_server(config, sites.answering(config, "b.example", 80)[0],
-                                "b.example", 80, 443, nginxctl.HTTP2_DIRECTIVE)
+                                "b.example", 80, 443, build_info.HTTP2_DIRECTIVE)
     assert "http2 on" not in parser.dump_node(b)  # the block's own choice is kept
     assert "    http2 off;\n" in parser.dump_node(b)
 

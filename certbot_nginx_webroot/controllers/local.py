@@ -9,14 +9,16 @@ After a reload nothing sleeps a fixed time; callers poll what nginx serves
 """
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
 import time
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from certbot_nginx_webroot import parser
+from certbot_nginx_webroot.build_info import BuildInfo, parse_build_info
+from certbot_nginx_webroot.controllers import NginxError, NotRunning
+from certbot_nginx_webroot.problems import NotInstalled
 
 POLL_INTERVAL = 0.02
 # `nginx -t` resolves every upstream host name: a resolver that does not
@@ -27,64 +29,31 @@ MASTER_TITLE = b"nginx: master process "
 # As nginx writes a pid file: decimal digits and a newline.
 _PID_TEXT = re.compile(rb"[0-9]{1,10}\n?")
 
-# nginx 1.25.1 made HTTP/2 a per-server `http2 on;` and deprecated the
-# per-address `listen ... http2`; older versions know only the listen flag.
-HTTP2_DIRECTIVE_SINCE = (1, 25, 1)
-HTTP2_LISTEN = "listen ... http2"
-HTTP2_DIRECTIVE = "http2 on"
 
-
-class BuildInfo(NamedTuple):
-    """What ``nginx -V`` says of a binary."""
-    version: Optional[Tuple[int, ...]]  # nginx core version; None if unknown
-    configure: Tuple[str, ...]          # the configure arguments
-
-    def option(self, name: str) -> Optional[str]:
-        """The value of ``--name=value``, None when not given."""
-        prefix = f"--{name}="
-        return next((a[len(prefix):] for a in self.configure if a.startswith(prefix)), None)
-
-    @property
-    def http2_form(self) -> Optional[str]:
-        """How this nginx wants HTTP/2 turned on; None when it was built
-        without HTTP/2 or its version is unknown (then the plugin adds none)."""
-        if self.version is None or "--with-http_v2_module" not in self.configure:
-            return None
-        return HTTP2_DIRECTIVE if self.version >= HTTP2_DIRECTIVE_SINCE else HTTP2_LISTEN
-
-
-def parse_build_info(text: str) -> BuildInfo:
-    """``nginx -V`` output as BuildInfo.  The core version is the one after
-    ``nginx/`` (Tengine and freenginx print it so too); OpenResty prints its
-    own four-part version, whose first three parts are the core's."""
-    found = (re.search(r"nginx/(\d+(?:\.\d+)+)", text)
-             or re.search(r"version: \S+?/(\d+(?:\.\d+)+)", text))
-    version = tuple(int(part) for part in found.group(1).split(".")[:3]) if found else None
-    arguments = re.search(r"^configure arguments:(.*)$", text, re.MULTILINE)
-    if arguments is None:
-        return BuildInfo(version, ())
-    try:  # values are shell-quoted: --with-cc-opt='-g -O2'
-        configure = shlex.split(arguments.group(1))
-    except ValueError:
-        configure = arguments.group(1).split()
-    return BuildInfo(version, tuple(configure))
-
-
-class NginxError(RuntimeError):
-    """nginx is missing, rejects its configuration, or does not answer."""
-
-
-class NotRunning(NginxError):
-    """No master of this nginx runs (per its pid file); nothing was signalled."""
-
-
-class Nginx:
-    """The nginx binary ``ctl`` with the main configuration ``conf_path``."""
+class LocalNginx:
+    """The ``local`` controller: an nginx process on this machine, the
+    binary ``ctl`` (a name on PATH or a path) with the main configuration
+    ``conf_path``."""
 
     def __init__(self, ctl: str, conf_path: str) -> None:
         self.ctl = ctl
         self.conf_path = conf_path
+        self.main_conf = conf_path
+        self.identity = ("local", ctl, conf_path)
         self._build_info: Optional[BuildInfo] = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "LocalNginx":
+        return cls(options["ctl"], os.path.join(options["server_root"], "nginx.conf"))
+
+    def check_installed(self) -> None:
+        try:
+            self.binary()
+        except NginxError as err:
+            raise NotInstalled(str(err)) from err
+        if not os.path.isfile(self.conf_path):
+            raise NotInstalled(f"no nginx configuration at {self.conf_path}; "
+                               "set --nginx-webroot-server-root")
 
     def binary(self) -> str:
         found = shutil.which(self.ctl)
@@ -127,6 +96,21 @@ class Nginx:
         info = self.build_info()
         prefix = info.option("prefix") or "/usr/local/nginx"
         return prefix, info.option("pid-path") or os.path.join(prefix, "logs/nginx.pid")
+
+    def prefix(self) -> str:
+        return self.compiled_paths()[0]
+
+    def check_running(self) -> None:
+        self.master_pid()
+
+    def reach(self, addr: str, port: int) -> Tuple[str, int]:
+        return addr, port  # this machine: nginx's own listen addresses
+
+    def local_path(self, path: str) -> str:
+        return path
+
+    def nginx_path(self, path: str) -> str:
+        return path
 
     def pid_path(self) -> str:
         """The pid file: the main file's ``pid`` directive, else the compiled

@@ -10,8 +10,7 @@ files.  A symlink planted there makes the write fail; nothing is written
 through it.  Directories made here get the webroot's owner and group, as
 certbot's webroot plugin gives them.
 
-This is the seam a replicated challenge store can stand behind: the plugin
-only calls write, content and remove_all.
+This is the ``local`` challenge store (see stores/__init__.py).
 """
 import errno
 import os
@@ -19,15 +18,13 @@ from typing import Dict, List
 
 from acme import challenges
 
+from certbot_nginx_webroot.stores import ChallengeStoreError
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 
 
-class ChallengeFileError(Exception):
-    """A challenge file cannot be written where nginx serves it."""
-
-
-class ChallengeFiles:
+class LocalDirectory:
     """The challenge files of one run in webroot/subdirectory: the plugin's
     own webroot, or a directory nginx already serves them from (adopted:
     webroot is the admin's path, the root or the directory holding an
@@ -43,7 +40,7 @@ class ChallengeFiles:
         self._made_roots: List[str] = []         # the webroot and missing parents, made here
         self._made_dirs: List[int] = []          # how many of self.parts were made here
 
-    def write(self, token: str, content: bytes) -> None:
+    def put(self, token: str, content: bytes) -> None:
         """Create the file for token holding content (mode 0644)."""
         old_umask = os.umask(0o022)
         try:
@@ -65,14 +62,14 @@ class ChallengeFiles:
                 for fd in fds:
                     os.close(fd)
         except OSError as err:
-            raise ChallengeFileError(f"cannot write the challenge file "
+            raise ChallengeStoreError(f"cannot write the challenge file "
                                      f"{os.path.join(self.directory, token)}: "
                                      f"{err.strerror or err}") from err
         finally:
             os.umask(old_umask)
         self._contents[token] = content
 
-    def content(self, token: str) -> bytes:
+    def read(self, token: str) -> bytes:
         return self._contents[token]
 
     def remove_all(self) -> None:

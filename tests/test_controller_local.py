@@ -8,7 +8,9 @@ import time
 import pytest
 
 import lab
-from certbot_nginx_webroot import nginxctl, probes
+from certbot_nginx_webroot import probes
+from certbot_nginx_webroot.controllers import local as nginxctl
+from certbot_nginx_webroot.controllers import NginxError, NotRunning
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(lab.nginx_binary()) and not os.environ.get("CI"),
@@ -16,8 +18,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_missing_binary_is_named(tmp_path):
-    with pytest.raises(nginxctl.NginxError) as err:
-        nginxctl.Nginx(str(tmp_path / "nope"), "/etc/nginx/nginx.conf").binary()
+    with pytest.raises(NginxError) as err:
+        nginxctl.LocalNginx(str(tmp_path / "nope"), "/etc/nginx/nginx.conf").binary()
     assert "nope" in str(err.value) and "--nginx-webroot-ctl" in str(err.value)
 
 
@@ -30,15 +32,15 @@ def server():
 
 def test_config_test_failure_names_file_and_line(server):
     path = server.write("sites/bad.conf", "server {\n    listen {http};\n    proxy_passs x;\n}\n")
-    with pytest.raises(nginxctl.NginxError) as err:
-        nginxctl.Nginx(lab.nginx_binary(), server.conf).test()
+    with pytest.raises(NginxError) as err:
+        nginxctl.LocalNginx(lab.nginx_binary(), server.conf).test()
     assert f"{path}:3" in str(err.value) and "proxy_passs" in str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_not_running_is_a_clear_error(server):
-    with pytest.raises(nginxctl.NginxError) as err:
-        nginxctl.Nginx(lab.nginx_binary(), server.conf).master_pid()
+    with pytest.raises(NginxError) as err:
+        nginxctl.LocalNginx(lab.nginx_binary(), server.conf).master_pid()
     assert "nginx is not running" in str(err.value)
     assert os.path.join(server.prefix, "nginx.pid") in str(err.value)
 
@@ -48,7 +50,7 @@ def test_reload_waits_for_the_new_workers_only(server):
                  "    return 200 \"one\\n\";\n}\n")
     server.start()
     try:
-        ctl = nginxctl.Nginx(lab.nginx_binary(), server.conf)
+        ctl = nginxctl.LocalNginx(lab.nginx_binary(), server.conf)
         assert ctl.master_pid() == server.master_pid()
         old = set(nginxctl.children_of(server.master_pid()))
         server.write("sites/a.conf", "server {\n    listen 127.0.0.1:{http};\n"
@@ -68,8 +70,8 @@ def test_reload_with_a_config_nginx_rejects_times_out_with_a_clear_error(server)
     server.start()
     try:
         server.write("sites/a.conf", "server { listen 127.0.0.1:{http}; bogus; }\n")
-        with pytest.raises(nginxctl.NginxError) as err:
-            nginxctl.Nginx(lab.nginx_binary(), server.conf).reload(timeout=1)
+        with pytest.raises(NginxError) as err:
+            nginxctl.LocalNginx(lab.nginx_binary(), server.conf).reload(timeout=1)
         assert "did not start workers" in str(err.value)
         assert probes.fetch("x", "127.0.0.1", lab.HTTP_PORT, "/")[0] == 404  # still serving
     finally:
@@ -84,7 +86,7 @@ def test_reload_with_a_config_nginx_rejects_times_out_with_a_clear_error(server)
 def test_pid_path_from_the_main_file_or_the_binary(tmp_path, main, expected):
     conf = tmp_path / "nginx.conf"
     conf.write_text(main)
-    ctl = nginxctl.Nginx(lab.nginx_binary(), str(conf))
+    ctl = nginxctl.LocalNginx(lab.nginx_binary(), str(conf))
     prefix, default = ctl.compiled_paths()
     assert ctl.pid_path() == expected.format(prefix=prefix.rstrip("/"), default=default)
 
@@ -96,9 +98,9 @@ def test_a_pid_file_that_names_no_master_signals_nothing(server, text):
     with open(pid_file, "w") as f:
         f.write(text)
     try:
-        ctl = nginxctl.Nginx(lab.nginx_binary(), server.conf)
+        ctl = nginxctl.LocalNginx(lab.nginx_binary(), server.conf)
         for act in (ctl.master_pid, lambda: ctl.signal_master(signal.SIGHUP), ctl.reload):
-            with pytest.raises(nginxctl.NotRunning) as err:
+            with pytest.raises(NotRunning) as err:
                 act()
             assert "nginx is not running" in str(err.value) and "\n" not in str(err.value)
     finally:
@@ -117,8 +119,8 @@ def bystander():
 def test_a_stale_pid_file_naming_another_process_signals_nothing(server, bystander):
     with open(os.path.join(server.prefix, "nginx.pid"), "w") as f:
         f.write(f"{bystander.pid}\n")
-    ctl = nginxctl.Nginx(lab.nginx_binary(), server.conf)
-    with pytest.raises(nginxctl.NotRunning) as err:
+    ctl = nginxctl.LocalNginx(lab.nginx_binary(), server.conf)
+    with pytest.raises(NotRunning) as err:
         ctl.reload(timeout=1)
     assert f"pid {bystander.pid}" in str(err.value) and "not an nginx master" in str(err.value)
     assert "nothing was signalled" in str(err.value)
@@ -134,8 +136,8 @@ def test_a_process_titled_like_a_master_of_another_binary_is_refused(server):
         time.sleep(0.2)
         with open(os.path.join(server.prefix, "nginx.pid"), "w") as f:
             f.write(f"{proc.pid}\n")
-        with pytest.raises(nginxctl.NotRunning) as err:
-            nginxctl.Nginx(lab.nginx_binary(), server.conf).reload(timeout=1)
+        with pytest.raises(NotRunning) as err:
+            nginxctl.LocalNginx(lab.nginx_binary(), server.conf).reload(timeout=1)
         assert "not of" in str(err.value)
         assert proc.poll() is None
     finally:
@@ -147,7 +149,7 @@ def test_a_process_titled_like_a_master_of_another_binary_is_refused(server):
 def test_the_running_master_is_recognised_and_signalled(server):
     server.start()
     try:
-        ctl = nginxctl.Nginx(lab.nginx_binary(), server.conf)
+        ctl = nginxctl.LocalNginx(lab.nginx_binary(), server.conf)
         assert ctl.signal_master(signal.SIGHUP) == server.master_pid()
         assert probes.wait_until(lambda: server.reloads() == 1, 5)
     finally:
@@ -162,13 +164,13 @@ def hanging_nginx(tmp_path, monkeypatch):
     binary.write_text("#!/bin/sh\nexec sleep 30\n")
     binary.chmod(0o755)
     monkeypatch.setattr(nginxctl, "COMMAND_TIMEOUT", 0.5)
-    return nginxctl.Nginx(str(binary), str(tmp_path / "nginx.conf"))
+    return nginxctl.LocalNginx(str(binary), str(tmp_path / "nginx.conf"))
 
 
 @pytest.mark.parametrize("ask", ["test", "build_info"])
 def test_a_hanging_nginx_command_times_out_with_a_clear_error(hanging_nginx, ask):
     started = time.monotonic()
-    with pytest.raises(nginxctl.NginxError) as err:
+    with pytest.raises(NginxError) as err:
         getattr(hanging_nginx, ask)()
     assert time.monotonic() - started < 5
     assert "did not finish within 0 s" in str(err.value) or \
@@ -187,7 +189,7 @@ def test_a_master_run_through_a_loader_by_a_wrapper_script_is_recognised(server,
     wrapper.chmod(0o755)
     server.write("sites/a.conf", "server { listen 127.0.0.1:{http}; }\n")
     subprocess.run([str(wrapper), "-p", server.prefix, "-c", server.conf], check=True)
-    ctl = nginxctl.Nginx(str(wrapper), server.conf)
+    ctl = nginxctl.LocalNginx(str(wrapper), server.conf)
     try:
         server.wait_workers()
         pid = server.master_pid()
@@ -217,8 +219,8 @@ def test_reload_of_a_master_that_has_no_worker_yet_waits_for_it(monkeypatch):
     signals = []
     monkeypatch.setattr(nginxctl, "children_of", children)
     monkeypatch.setattr(nginxctl, "POLL_INTERVAL", 0)
-    monkeypatch.setattr(nginxctl.Nginx, "master_pid", lambda self: 100)
-    monkeypatch.setattr(nginxctl.Nginx, "signal_master", lambda self, sig: signals.append(sig))
-    nginxctl.Nginx("nginx", "/etc/nginx/nginx.conf").reload(timeout=5)
+    monkeypatch.setattr(nginxctl.LocalNginx, "master_pid", lambda self: 100)
+    monkeypatch.setattr(nginxctl.LocalNginx, "signal_master", lambda self, sig: signals.append(sig))
+    nginxctl.LocalNginx("nginx", "/etc/nginx/nginx.conf").reload(timeout=5)
     assert signals == [signal.SIGHUP]
     assert seen[-1] == {102: "nginx: worker process"}  # returned only once 101 was gone
