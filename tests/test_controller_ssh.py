@@ -282,7 +282,8 @@ def test_read_of_a_missing_file_names_it(tmp_path):
 def test_the_probe_script_reads_proc_of_a_real_process():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        proc = LocalShell().run("node1", ["sh", "-c", ssh.PROBE_SCRIPT, "sh", "sh", str(os.getpid())])
+        proc = LocalShell().run("node1", ["sh", "-c", ssh.PROBE_SCRIPT, "sh", "sh",
+                                          str(os.getpid())])
         facts = ssh.parse_probe(proc.stdout.decode())
         assert facts.running and facts.exe == os.path.realpath(sys.executable)
         assert child.pid in facts.children and "time.sleep(30)" in facts.children[child.pid]
@@ -302,7 +303,7 @@ def test_the_probe_script_reads_proc_of_a_real_process():
 def fake_ssh(tmp_path):
     """An executable that records its argv and exits as $FAKE_SSH_EXIT says."""
     path = tmp_path / "ssh"
-    path.write_text("#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.argv\"\n"
+    path.write_text("#!/bin/sh\nprintf '%s\\n' \"$@\" END >> \"$0.argv\"\n"
                     "echo 'Host key verification failed.' >&2\nexit ${FAKE_SSH_EXIT:-0}\n")
     path.chmod(0o755)
     return path
@@ -312,11 +313,39 @@ def test_our_options_come_first_so_no_configuration_overrides_them(fake_ssh):
     runner = ssh.OpenSsh(str(fake_ssh), options=["-F", "/lab/ssh_config",
                                                  "-o", "StrictHostKeyChecking=no"])
     runner.run("root@node1", ["cat", "/etc/nginx/it's here.conf"])
-    argv = (fake_ssh.parent / "ssh.argv").read_text().splitlines()
+    [argv] = calls(fake_ssh)
     assert argv[:5] == ["-T", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
     assert argv[5:8] == ["-F", "/lab/ssh_config", "-o"]
     assert argv[-3:-1] == ["--", "root@node1"]
     assert shlex.split(argv[-1]) == ["cat", "/etc/nginx/it's here.conf"]
+
+
+def calls(fake_ssh):
+    """The argv of each run of the stand-in ssh."""
+    text = (fake_ssh.parent / "ssh.argv").read_text()
+    return [call.strip("\n").split("\n") for call in text.split("END\n") if call.strip()]
+
+
+def test_shared_connections_start_one_master_per_node_and_close_it(fake_ssh):
+    runner = ssh.OpenSsh(str(fake_ssh), share_connections=True)
+    runner.run("node1", ["true"])
+    runner.run("node1", ["true"])
+    runner.run("node2", ["true"])
+    master1, first, second, master2, third = calls(fake_ssh)
+    path1 = next(a for a in master1 if a.startswith("ControlPath="))
+    path2 = next(a for a in master2 if a.startswith("ControlPath="))
+    assert master1[:5] == list(ssh.SSH_OPTIONS)  # a master refuses unknown keys too
+    assert "ControlMaster=yes" in master1 and master1[-3:] == ["-f", "--", "node1"]
+    assert "ControlMaster=yes" in master2 and path1 != path2
+    for call, path in ((first, path1), (second, path1), (third, path2)):
+        assert "ControlMaster=no" in call and path in call
+    directory = os.path.dirname(path1.split("=", 1)[1])
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+    runner.close()
+    exits = calls(fake_ssh)[5:]
+    assert sorted(call[-1] for call in exits) == ["node1", "node2"]
+    assert all("-O" in call and "exit" in call for call in exits)
+    assert not os.path.exists(directory)
 
 
 def test_sshs_own_failure_is_an_ssh_error_with_its_reason(fake_ssh, monkeypatch):

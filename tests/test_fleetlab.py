@@ -73,7 +73,8 @@ def test_ssh_runs_in_the_nodes_own_files(fleet):
             assert proc.returncode == 1 and "No such file" in proc.stderr
             assert proc.stdout == f"{node.name}\n"
     # by user@address too, the way an admin names a node without an alias
-    proc = fleet.ssh(f"root@{second.address}", "cat /proc/1/cmdline | tr '\\0' ' '; ip -4 -o addr show")
+    proc = fleet.ssh(f"root@{second.address}",
+                     "cat /proc/1/cmdline | tr '\\0' ' '; ip -4 -o addr show")
     assert proc.returncode == 0, proc.stderr
     assert f" {second.address}/" in proc.stdout
     assert not any(f" {n.address}/" in proc.stdout for n in fleet.nodes if n is not second)

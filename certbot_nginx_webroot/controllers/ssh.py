@@ -15,9 +15,12 @@ is the node's nginx binary and which bears nginx's master title; it gets
 SIGHUP (checked again in the same remote shell, just before the kill), and
 the reload is over when new workers run and every old one is shutting down.
 """
+import os
 import re
 import shlex
+import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
@@ -37,6 +40,7 @@ SSH_OPTIONS = ("-T", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes")
 COMMAND_TIMEOUT = 60.0
 POLL_INTERVAL = 0.05
 SSH_FAILED = 255  # ssh's own exit status: no connection, refused host key, ...
+MASTER_IDLE = 60  # seconds a shared connection outlives its last use
 
 # $1 the nginx binary (a name on the node's PATH, or a path), $2 a pid.
 PROBE_SCRIPT = r"""b=$(command -v "$1" 2>/dev/null) && b=$(readlink -f "$b")
@@ -62,7 +66,8 @@ esac
 exec kill -HUP "$1"
 """
 
-INSTALLED_SCRIPT = r"""command -v "$1" >/dev/null 2>&1 || { echo "no nginx binary $1" >&2; exit 3; }
+INSTALLED_SCRIPT = r"""command -v "$1" >/dev/null 2>&1 || {
+    echo "no nginx binary $1" >&2; exit 3; }
 [ -f "$2" ] || { echo "no nginx configuration at $2" >&2; exit 3; }
 """
 
@@ -74,23 +79,43 @@ class SshError(NginxError):
 class OpenSsh:
     """Runs commands on ssh destinations with the system's ssh client.
     options are put after ours (e.g. ``["-F", path]`` for a configuration
-    file of its own, as the tests do)."""
+    file of its own, as the tests do).
+
+    With share_connections, the first command to a destination starts a
+    master connection (ssh's ControlMaster, its socket in a private
+    directory of this runner) and later ones ride on it: one key exchange
+    and authentication per node per run, not one per command.  close()
+    ends the masters; ControlPersist ends them anyway after MASTER_IDLE
+    seconds unused (a run that was killed)."""
 
     def __init__(self, ssh: str = "ssh", options: Sequence[str] = (),
-                 timeout: float = COMMAND_TIMEOUT) -> None:
+                 timeout: float = COMMAND_TIMEOUT, share_connections: bool = False) -> None:
         self.ssh = ssh
         self.options = list(options)
         self.timeout = timeout
+        self.share_connections = share_connections
+        self._control_dir: Optional[str] = None
+        self._paths: Dict[str, str] = {}
+        self._masters: List[str] = []
+
+    def __enter__(self) -> "OpenSsh":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def argv(self, destination: str, command: Sequence[str]) -> List[str]:
-        return [self.ssh, *SSH_OPTIONS, *self.options, "--", destination,
-                remote_command(command)]
+        return [self.ssh, *SSH_OPTIONS, *self._shared(destination), *self.options, "--",
+                destination, remote_command(command)]
 
     def run(self, destination: str, command: Sequence[str],
             stdin: Optional[bytes] = None) -> subprocess.CompletedProcess:
         """command (an argv) on destination; stdout and stderr as bytes.
         Raises SshError when ssh itself fails."""
-        argv = self.argv(destination, command)
+        return self._ssh(destination, self.argv(destination, command), stdin)
+
+    def _ssh(self, destination: str, argv: List[str],
+             stdin: Optional[bytes] = None) -> subprocess.CompletedProcess:
         try:
             proc = subprocess.run(argv, input=stdin if stdin is not None else b"",
                                   capture_output=True, timeout=self.timeout, check=False)
@@ -102,6 +127,54 @@ class OpenSsh:
         if proc.returncode == SSH_FAILED:
             raise SshError(f"ssh {destination} failed: {_last_line(proc.stderr)}")
         return proc
+
+    def _control_path(self, destination: str) -> str:
+        """The master's socket: in a directory only we can enter (mkdtemp),
+        named by number (a socket path has at most 107 bytes)."""
+        if destination not in self._paths:
+            if self._control_dir is None:
+                self._control_dir = tempfile.mkdtemp(prefix="nginx-webroot-ssh-")
+            self._paths[destination] = os.path.join(self._control_dir, str(len(self._paths)))
+        return self._paths[destination]
+
+    def _shared(self, destination: str) -> List[str]:
+        """The options that put a command on destination's master
+        connection, started here on first use."""
+        if not self.share_connections:
+            return []
+        path = self._control_path(destination)
+        if destination not in self._masters:
+            # -f: into the background once authenticated, its output
+            # detached (a master holding our pipes would hang run()).
+            with tempfile.TemporaryFile() as err:
+                argv = [self.ssh, *SSH_OPTIONS, "-o", "ControlMaster=yes", "-o",
+                        f"ControlPath={path}", "-o", f"ControlPersist={MASTER_IDLE}",
+                        *self.options, "-N", "-f", "--", destination]
+                try:
+                    code = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=err,
+                                          timeout=self.timeout).returncode
+                except subprocess.TimeoutExpired as timeout:
+                    raise SshError(f"ssh {destination}: no answer within "
+                                   f"{self.timeout:.0f} s; it was stopped") from timeout
+                err.seek(0)
+                if code != 0:
+                    raise SshError(f"ssh {destination} failed: {_last_line(err.read())}")
+            self._masters.append(destination)
+        return ["-o", "ControlMaster=no", "-o", f"ControlPath={path}"]
+
+    def close(self) -> None:
+        """End the master connections; nothing of this runner stays."""
+        for destination in self._masters:
+            subprocess.run([self.ssh, *self.options, "-o",
+                            f"ControlPath={self._control_path(destination)}", "-O", "exit",
+                            "--", destination], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=self.timeout)
+        self._masters = []
+        self._paths = {}
+        if self._control_dir is not None:
+            shutil.rmtree(self._control_dir, ignore_errors=True)
+            self._control_dir = None
 
     def config(self, destination: str) -> Dict[str, str]:
         """What ssh would use for destination (``ssh -G``), lower-case keys."""
@@ -167,7 +240,8 @@ def master_problem(facts: ProcFacts) -> Optional[str]:
         return "cannot be inspected (its /proc/PID/exe is unreadable: ssh as root?)"
     exe = facts.exe[:-len(" (deleted)")] if facts.exe.endswith(" (deleted)") else facts.exe
     if not facts.title.startswith(MASTER_TITLE.decode()):
-        return f"is not an nginx master process ({facts.title.strip()[:60] or 'no command line'!r})"
+        shown = facts.title.strip()[:60] or "no command line"
+        return f"is not an nginx master process ({shown!r})"
     if exe != facts.binary:
         return f"is the master of {exe}, not of {facts.binary or 'the nginx binary'}"
     return None
