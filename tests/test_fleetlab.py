@@ -3,6 +3,7 @@ their own (files, address, nginx, sshd), HAProxy in round robin in front,
 ssh with the lab's own key and known_hosts, and nothing left behind."""
 import os
 import socket
+import subprocess
 import time
 
 import pytest
@@ -130,6 +131,8 @@ def test_stopping_the_fleet_leaves_nothing_behind():
     namespaces = [node.net_namespace() for node in fleet.nodes]
     processes = [_processes_in(ns) for ns in namespaces]
     haproxy = fleet.haproxy.pid
+    assert f"{fleet.link_prefix}1" in subprocess.run(["ip", "-o", "link", "show"],
+                                                     capture_output=True, text=True).stdout
     # pid 1, nginx's master and worker, sshd: each node's own
     assert all(len(pids) >= 4 for pids in processes), processes
     fleet.stop()
@@ -140,7 +143,13 @@ def test_stopping_the_fleet_leaves_nothing_behind():
         time.sleep(0.05)
     assert not [pid for pid in left if _alive(pid)]
     assert not any(_processes_in(ns) for ns in namespaces)
-    assert not any(name.startswith(fleet.link_prefix) for name in os.listdir("/sys/class/net"))
+    # ip, not /sys/class/net: sysfs shows the network namespace of whoever
+    # mounted it, not necessarily this process's
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                           check=True).stdout
+    assert fleet.link_prefix not in links
+    assert f"{fleet.subnet}." not in subprocess.run(["ip", "-4", "route", "show"],
+                                                    capture_output=True, text=True).stdout
     assert not os.path.exists(fleet.directory)
     with pytest.raises(OSError):
         socket.create_connection((fleet.balancer, lab.HTTP_PORT), timeout=1).close()
