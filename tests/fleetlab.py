@@ -183,6 +183,24 @@ def _binary(name: str) -> str:
     return shutil.which(name) or os.path.join("/usr/sbin", name)
 
 
+def propagates(mountinfo: str, path: str) -> bool:
+    """Whether a mount made at path would propagate to other mount
+    namespaces: the mount holding path (the longest mount point above it in
+    /proc/self/mountinfo) is shared.  A mount above this root (a chroot's)
+    is not listed: nothing here can make it shared."""
+    best, shared = "", False
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 7:
+            continue
+        point = fields[4]
+        optional = fields[6:fields.index("-")] if "-" in fields else []
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, shared = point, any(tag.startswith("shared:") for tag in optional)
+    return shared
+
+
 class Node:
     """One node: its namespaces, nginx and sshd.  ``directory`` is the
     node's own files as the lab opens them; ``view`` the same files as the
@@ -256,8 +274,11 @@ class Node:
         return self
 
     def _start_namespaces(self) -> None:
+        # --propagation unchanged: unshare's default (private) fails where
+        # / is no mount point (a chroot, as fresh-debian12 runs); made
+        # private below, or checked not to propagate.
         self.init = _spawn(["unshare", "--pid", "--fork", "--kill-child", "--mount",
-                            "--net", "--mount-proc", "--propagation", "private", "--",
+                            "--net", "--mount-proc", "--propagation", "unchanged", "--",
                             sys.executable, "-c", INIT], self.local("logs/init.log"))
         children = f"/proc/{self.init.pid}/task/{self.init.pid}/children"
         deadline = time.monotonic() + 10
@@ -273,6 +294,12 @@ class Node:
                 time.sleep(0.01)
         if not self.init_pid:
             raise RuntimeError(f"{self.name}: unshare started no init")
+        if self.run("mount", "--make-rprivate", "/", check=False).returncode != 0:
+            mountinfo = self.run("cat", "/proc/self/mountinfo").stdout
+            if propagates(mountinfo, self.view):
+                raise RuntimeError(f"{self.name}: mounts under {self.view} would propagate "
+                                   "out of the node's mount namespace (a shared mount), and "
+                                   "/ cannot be made private here")
         # The node's own directory at the shared path, and its own /run.
         self.run("mount", "--bind", self.directory, self.view)
         self.run("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run")
@@ -308,10 +335,13 @@ class Node:
             return
         # unshare ignores SIGTERM while it waits for its child: the node's
         # pid 1 is killed itself, and unshare returns with it.
-        try:
-            os.kill(self.init_pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if self.init_pid > 1:  # never 0: kill(0) is this whole process group
+            try:
+                os.kill(self.init_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            self.init.kill()  # unshare started no node
         self.init.wait(10)
         if self.sshd is not None:
             self.sshd.wait(10)  # nsenter, which waited for sshd
