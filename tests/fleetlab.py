@@ -245,8 +245,10 @@ class Node:
         return text
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
-        """argv inside the node (all its namespaces), as root."""
-        proc = subprocess.run(["nsenter", "-t", str(self.init_pid), "-p", "-m", "-n", "--",
+        """argv inside the node (all its namespaces), as root.  nsenter -r:
+        entering a mount namespace resets the root directory to the
+        namespace's, outside a chroot the lab may run in."""
+        proc = subprocess.run(["nsenter", "-t", str(self.init_pid), "-p", "-m", "-n", "-r", "--",
                                *argv], capture_output=True, text=True)
         if check and proc.returncode != 0:
             raise RuntimeError(f"{self.name}: {' '.join(argv)} failed: {proc.stderr.strip()}")
@@ -268,7 +270,7 @@ class Node:
         self._start_namespaces()
         self._link()
         self.run(lab.nginx_binary(), "-c", self.conf)
-        self.sshd = _spawn(["nsenter", "-t", str(self.init_pid), "-p", "-m", "-n", "--",
+        self.sshd = _spawn(["nsenter", "-t", str(self.init_pid), "-p", "-m", "-n", "-r", "--",
                             SSHD, "-D", "-e", "-f", self.path("ssh/sshd_config")],
                            self.local("logs/sshd.log"))
         return self
