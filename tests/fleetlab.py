@@ -62,11 +62,19 @@ http {
 """
 
 # Each node answers any name on its own address with its own files (whoami
-# says which node answered).
+# says which node answered), over HTTP and over HTTPS with a certificate of
+# its own (CN <name>.fleet.test).
 NODE_DEFAULT_SITE = """\
 server {
     listen {address}:{http} default_server;
     server_name _;
+    root {view}/www;
+}
+server {
+    listen {address}:{https} ssl default_server;
+    server_name _;
+    ssl_certificate {view}/ssl/default.pem;
+    ssl_certificate_key {view}/ssl/default.key;
     root {view}/www;
 }
 """
@@ -255,7 +263,8 @@ class Node:
         return proc
 
     def start(self) -> "Node":
-        for sub in ("nginx/sites", "logs", "tmp", "www", "webroot", "certs", "ssh", "run"):
+        for sub in ("nginx/sites", "logs", "tmp", "www", "webroot", "certs", "ssl", "ssh",
+                    "run"):
             os.makedirs(self.local(sub), exist_ok=True)
         # As root, nginx's workers run as nobody: every directory readable.
         for path in (self.directory, *(self.local(s) for s in ("www", "webroot", "nginx"))):
@@ -264,6 +273,10 @@ class Node:
         self.write("nginx/sites/default.conf", NODE_DEFAULT_SITE)
         self.write("www/whoami", "{name}\n")
         self.write(f"www/only-on-{self.name}", "{name}\n")
+        _run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "2", "-subj", f"/CN={self.name}.fleet.test",
+             "-keyout", self.local("ssl/default.key"), "-out", self.local("ssl/default.pem"))
+        os.chmod(self.local("ssl/default.key"), 0o600)
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name,
              "-f", self.local("ssh/ssh_host_ed25519_key"))
         self.write("ssh/sshd_config", SSHD_CONFIG.replace("{client}", self.fleet.client))

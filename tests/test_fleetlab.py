@@ -61,6 +61,23 @@ def test_balancer_alternates_between_the_nodes(fleet):
     assert all(sorted(answers[i:i + 3]) == names for i in range(0, 9, 3)), answers
 
 
+def common_name(der):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    name = x509.load_der_x509_certificate(der).subject
+    return name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def test_balancer_passes_tls_through_to_each_node_in_turn(fleet):
+    for node in fleet.nodes:  # each node's own certificate at its own address
+        der = lab.served_cert_der("fleet.example", fleetlab.NODE_HTTPS, node.address)
+        assert common_name(der) == f"{node.name}.fleet.test"
+    names = [common_name(lab.served_cert_der("fleet.example", lab.HTTPS_PORT, fleet.balancer))
+             for _ in range(6)]
+    assert sorted(names[:3]) == sorted(names[3:]) == sorted(
+        f"{node.name}.fleet.test" for node in fleet.nodes), names
+
+
 def test_ssh_runs_in_the_nodes_own_files(fleet):
     first, second = fleet.nodes[0], fleet.nodes[1]
     # written on the first node only, at a path every node names
