@@ -4,9 +4,9 @@ The plugin is not wired to the fleet yet (issue 23); here real certbot's
 manual plugin with hooks stands in for it, using the pieces built so far:
 the ssh controller puts the persistent challenge location on every node
 (written over ssh, `nginx -t` and a reload per node), and the auth hook
-writes each challenge file to every node over ssh (the design this lab
-recommends: see SshNginx and RemoteFiles), then asks every node directly
-before the CA is told to validate.  Round robin sends pebble's request to
+writes each challenge file to every node over ssh (stores/ssh.py's
+SshDirectory: the design recommended for issue 23), then asks every node
+directly before the CA is told to validate.  Round robin sends pebble's request to
 any node, so only a file on every node makes issuance certain."""
 import os
 import sys
@@ -30,12 +30,12 @@ pytestmark = [
 AUTH_HOOK = """\
 import os, sys, urllib.request
 sys.path.insert(0, {plugin!r})
-from certbot_nginx_webroot.controllers.remote_files import RemoteFiles
 from certbot_nginx_webroot.controllers.ssh import OpenSsh
+from certbot_nginx_webroot.stores.ssh import SshDirectory
 token, validation = os.environ["CERTBOT_TOKEN"], os.environ["CERTBOT_VALIDATION"]
 with OpenSsh(options=["-F", {ssh_config!r}], share_connections=True) as runner:
     for node in {nodes!r}:
-        RemoteFiles(runner, node).write({directory!r} + "/" + token, validation.encode())
+        SshDirectory(runner, node, {webroot!r}).put(token, validation.encode())
 # every node asked directly, at its own address, as the self-check will
 for address in {addresses!r}:
     url = "http://%s/{uri_root}/%s" % (address, token)
@@ -68,16 +68,15 @@ def test_pebble_issues_through_the_balancer_with_the_file_on_every_node(acme, fl
     runner = OpenSsh(options=["-F", fleet.ssh_config], share_connections=True)
     with runner:
         for node in fleet.nodes:  # the first-run edit, on each node's own configuration
-            os.makedirs(node.local(f"webroot/{challenges.HTTP01.URI_ROOT_PATH}"), mode=0o755)
             RemoteFiles(runner, node.name).write(node.path("nginx/sites/default.conf"),
                                                  node.fill(challenge_site()).encode())
             nginx = SshNginx(node.name, node.conf, lab.nginx_binary(), runner=runner)
             nginx.test()
             nginx.reload(timeout=30)
     hook = tmp_path / "auth_hook.py"
-    view_dir = os.path.join(fleet.view, "webroot", challenges.HTTP01.URI_ROOT_PATH)
     hook.write_text(AUTH_HOOK.format(
-        plugin=lab.PLUGIN_PATH, ssh_config=fleet.ssh_config, directory=view_dir,
+        plugin=lab.PLUGIN_PATH, ssh_config=fleet.ssh_config,
+        webroot=os.path.join(fleet.view, "webroot"),
         nodes=[node.name for node in fleet.nodes],
         addresses=[node.address for node in fleet.nodes],
         uri_root=challenges.HTTP01.URI_ROOT_PATH))
