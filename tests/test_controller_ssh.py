@@ -12,7 +12,7 @@ import pytest
 
 from certbot_nginx_webroot import controllers
 from certbot_nginx_webroot.controllers import NginxError, NotRunning
-from certbot_nginx_webroot.controllers import ssh
+from certbot_nginx_webroot.controllers import openssh, ssh
 from certbot_nginx_webroot.controllers.remote_files import RemoteFileError, RemoteFiles
 from certbot_nginx_webroot.problems import NotInstalled
 
@@ -166,7 +166,7 @@ def test_check_installed_says_what_is_missing_on_which_node(node):
 
 def test_an_ssh_failure_is_not_installed_with_sshs_reason(node):
     def refuse(destination, command, stdin=None):
-        raise ssh.SshError(f"ssh {destination} failed: Host key verification failed.")
+        raise openssh.SshError(f"ssh {destination} failed: Host key verification failed.")
     node.run = refuse
     with pytest.raises(NotInstalled) as err:
         controller(node).check_installed()
@@ -310,7 +310,7 @@ def fake_ssh(tmp_path):
 
 
 def test_our_options_come_first_so_no_configuration_overrides_them(fake_ssh):
-    runner = ssh.OpenSsh(str(fake_ssh), options=["-F", "/lab/ssh_config",
+    runner = openssh.OpenSsh(str(fake_ssh), options=["-F", "/lab/ssh_config",
                                                  "-o", "StrictHostKeyChecking=no"])
     runner.run("root@node1", ["cat", "/etc/nginx/it's here.conf"])
     [argv] = calls(fake_ssh)
@@ -327,14 +327,14 @@ def calls(fake_ssh):
 
 
 def test_shared_connections_start_one_master_per_node_and_close_it(fake_ssh):
-    runner = ssh.OpenSsh(str(fake_ssh), share_connections=True)
+    runner = openssh.OpenSsh(str(fake_ssh), share_connections=True)
     runner.run("node1", ["true"])
     runner.run("node1", ["true"])
     runner.run("node2", ["true"])
     master1, first, second, master2, third = calls(fake_ssh)
     path1 = next(a for a in master1 if a.startswith("ControlPath="))
     path2 = next(a for a in master2 if a.startswith("ControlPath="))
-    assert master1[:5] == list(ssh.SSH_OPTIONS)  # a master refuses unknown keys too
+    assert master1[:5] == list(openssh.SSH_OPTIONS)  # a master refuses unknown keys too
     assert "ControlMaster=yes" in master1 and master1[-3:] == ["-f", "--", "node1"]
     assert "ControlMaster=yes" in master2 and path1 != path2
     for call, path in ((first, path1), (second, path1), (third, path2)):
@@ -350,11 +350,11 @@ def test_shared_connections_start_one_master_per_node_and_close_it(fake_ssh):
 
 def test_sshs_own_failure_is_an_ssh_error_with_its_reason(fake_ssh, monkeypatch):
     monkeypatch.setenv("FAKE_SSH_EXIT", "255")
-    with pytest.raises(ssh.SshError) as err:
-        ssh.OpenSsh(str(fake_ssh)).run("node1", ["true"])
+    with pytest.raises(openssh.SshError) as err:
+        openssh.OpenSsh(str(fake_ssh)).run("node1", ["true"])
     assert str(err.value) == "ssh node1 failed: Host key verification failed."
 
 
 def test_ssh_config_output_is_read_first_value_first():
-    assert ssh.parse_ssh_config("hostname 10.0.0.5\nuser root\nHostName other\n") == {
+    assert openssh.parse_ssh_config("hostname 10.0.0.5\nuser root\nHostName other\n") == {
         "hostname": "10.0.0.5", "user": "root"}

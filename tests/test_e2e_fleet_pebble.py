@@ -17,7 +17,8 @@ from acme import challenges
 import fleetlab
 import lab
 from certbot_nginx_webroot.controllers.remote_files import RemoteFiles
-from certbot_nginx_webroot.controllers.ssh import OpenSsh, SshNginx
+from certbot_nginx_webroot.controllers.openssh import OpenSsh
+from certbot_nginx_webroot.controllers.ssh import SshNginx
 
 MISSING = lab.missing_tools() + fleetlab.missing_tools()
 pytestmark = [
@@ -30,7 +31,7 @@ pytestmark = [
 AUTH_HOOK = """\
 import os, sys, urllib.request
 sys.path.insert(0, {plugin!r})
-from certbot_nginx_webroot.controllers.ssh import OpenSsh
+from certbot_nginx_webroot.controllers.openssh import OpenSsh
 from certbot_nginx_webroot.stores.ssh import SshDirectory
 token, validation = os.environ["CERTBOT_TOKEN"], os.environ["CERTBOT_VALIDATION"]
 with OpenSsh(options=["-F", {ssh_config!r}], share_connections=True) as runner:

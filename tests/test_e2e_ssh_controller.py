@@ -13,7 +13,8 @@ import fleetlab
 import lab
 from certbot_nginx_webroot.controllers import NginxError, NotRunning
 from certbot_nginx_webroot.controllers.remote_files import RemoteFileError, RemoteFiles
-from certbot_nginx_webroot.controllers.ssh import OpenSsh, SshError, SshNginx
+from certbot_nginx_webroot.controllers.openssh import OpenSsh, SshError
+from certbot_nginx_webroot.controllers.ssh import SshNginx
 from certbot_nginx_webroot.problems import NotInstalled
 
 MISSING = lab.missing_tools() + fleetlab.missing_tools()

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 from acme import challenges
 
+from certbot_nginx_webroot.controllers.openssh import SshError
 from certbot_nginx_webroot.stores import ChallengeStoreError
 from certbot_nginx_webroot.stores.ssh import SshDirectory
 
@@ -84,3 +85,15 @@ def test_only_acme_tokens_name_files(tmp_path, token):
     with pytest.raises(ChallengeStoreError):
         SshDirectory(shell, "node1", str(tmp_path)).put(token, b"v")
     assert shell.commands == []
+
+
+def test_a_node_ssh_cannot_reach_is_a_store_error_naming_it(tmp_path):
+    class Refused:
+        def run(self, destination, command, stdin=None):
+            raise SshError(f"ssh {destination} failed: Host key verification failed.")
+    store = SshDirectory(Refused(), "node2", "/var/www/acme")
+    with pytest.raises(ChallengeStoreError) as err:
+        store.put("token", b"v")
+    assert str(err.value) == (f"cannot write the challenge file /var/www/acme/{ROOT}/token on "
+                              "node2: ssh node2 failed: Host key verification failed.")
+    store.remove_all()  # nothing put, nothing to do, no error

@@ -14,6 +14,7 @@ can run these same scripts without ssh.
 """
 from typing import Any
 
+from certbot_nginx_webroot.controllers.openssh import last_line
 from certbot_nginx_webroot.problems import Problem
 
 # $1 path, $2 mode or "keep", $3 owner ("uid:gid", or "" for the ssh user),
@@ -65,7 +66,7 @@ class RemoteFiles:
         proc = self.runner.run(self.destination, ["sh", "-c", READ_SCRIPT, "sh", path])
         if proc.returncode != 0:
             raise RemoteFileError(f"cannot read {path} on {self.destination}: "
-                                  f"{_last_line(proc.stderr)}")
+                                  f"{last_line(proc.stderr)}")
         return proc.stdout
 
     def write(self, path: str, data: bytes, new_mode: int = 0o644) -> None:
@@ -84,10 +85,4 @@ class RemoteFiles:
                                 f"{new_mode:o}"], stdin=data)
         if proc.returncode != 0:
             raise RemoteFileError(f"cannot write {path} on {self.destination}: "
-                                  f"{_last_line(proc.stderr)}")
-
-
-def _last_line(stderr: bytes) -> str:
-    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()
-             if line.strip()]
-    return lines[-1] if lines else "no error message"
+                                  f"{last_line(proc.stderr)}")

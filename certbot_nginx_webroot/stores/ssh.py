@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 
 from acme import challenges
 
+from certbot_nginx_webroot.controllers.openssh import SshError, last_line
 from certbot_nginx_webroot.stores import ChallengeStoreError
 
 # What an ACME token is made of (base64url): it names a file, so nothing
@@ -69,17 +70,18 @@ class SshDirectory:
     def put(self, token: str, content: bytes) -> None:
         if not _TOKEN.fullmatch(token):
             raise ChallengeStoreError(f"{token!r} is not an ACME token; not written")
-        proc = self.runner.run(self.destination,
-                               ["sh", "-c", PUT_SCRIPT, "sh", self.webroot, token,
-                                *self.parts], stdin=content)
+        where = f"the challenge file {self.directory}/{token} on {self.destination}"
+        try:
+            proc = self.runner.run(self.destination,
+                                   ["sh", "-c", PUT_SCRIPT, "sh", self.webroot, token,
+                                    *self.parts], stdin=content)
+        except SshError as err:
+            raise ChallengeStoreError(f"cannot write {where}: {err}") from err
         for line in proc.stdout.decode(errors="replace").splitlines():
             if line.startswith("made "):
                 self._made.append(line[len("made "):])
         if proc.returncode != 0:
-            why = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise ChallengeStoreError(
-                f"cannot write the challenge file {self.directory}/{token} on "
-                f"{self.destination}: {why[-1] if why else 'no error message'}")
+            raise ChallengeStoreError(f"cannot write {where}: {last_line(proc.stderr)}")
         self._contents[token] = content
 
     def read(self, token: str) -> bytes:
@@ -88,11 +90,14 @@ class SshDirectory:
     def remove_all(self) -> None:
         """Remove the files written, then the directories made, if empty
         (rmdir neither follows a symlink nor removes a directory in use)."""
-        if self._contents:
-            self.runner.run(self.destination, ["sh", "-c", REMOVE_SCRIPT, "sh",
-                                               self.directory, *self._contents])
-        if self._made:
-            self.runner.run(self.destination, ["sh", "-c", "rmdir -- \"$@\" 2>/dev/null; "
-                                               "exit 0", "sh", *reversed(self._made)])
+        try:
+            if self._contents:
+                self.runner.run(self.destination, ["sh", "-c", REMOVE_SCRIPT, "sh",
+                                                   self.directory, *self._contents])
+            if self._made:
+                self.runner.run(self.destination, ["sh", "-c", "rmdir -- \"$@\" 2>/dev/null; "
+                                                   "exit 0", "sh", *reversed(self._made)])
+        except SshError:
+            pass  # the node went away: its files stay, as a local removal that fails
         self._contents.clear()
         self._made = []
