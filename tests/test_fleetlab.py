@@ -61,6 +61,24 @@ def test_balancer_alternates_between_the_nodes(fleet):
     assert all(sorted(answers[i:i + 3]) == names for i in range(0, 9, 3)), answers
 
 
+def test_a_stopped_node_costs_no_request_through_the_balancer(fleet):
+    second = fleet.nodes[1]
+    second.run("sh", "-c", f"kill -QUIT $(cat {second.path('run/nginx.pid')})")
+    deadline = time.monotonic() + 10
+    while os.path.exists(second.local("run/nginx.pid")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        # HAProxy retries a refused connection on another node
+        answers = [get(fleet.balancer, lab.HTTP_PORT, "/whoami") for _ in range(6)]
+        assert {status for status, _ in answers} == {200}
+        assert {body.strip() for _, body in answers} == {"node1", "node3"}
+    finally:
+        second.run(lab.nginx_binary(), "-c", second.conf)
+        lab.wait_port(second.address, fleetlab.NODE_HTTP)
+    answers = {get(fleet.balancer, lab.HTTP_PORT, "/whoami")[1].strip() for _ in range(3)}
+    assert answers == {"node1", "node2", "node3"}
+
+
 def common_name(der):
     from cryptography import x509
     from cryptography.x509.oid import NameOID
