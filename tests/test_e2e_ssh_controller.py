@@ -121,8 +121,10 @@ def test_reload_changes_what_that_node_serves_and_drops_no_request(fleet):
                                              "    return 200 \"{name} v2\\n\";\n}\n")
     failures, served, stop = [], [], threading.Event()
 
-    def load():  # requests to the node while it reloads
-        while not stop.is_set():
+    def load():  # requests to the node while it reloads: at most 2000, for 60 s at most
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and len(served) < 2000 and time.monotonic() < deadline:
+            time.sleep(0.001)
             try:
                 served.append(get(second.address, fleetlab.NODE_HTTP, "/whoami"))
             except OSError as err:
