@@ -656,7 +656,7 @@ def test_a_second_run_cannot_take_the_server_root_lock(tmp_path, fake):
 
 
 def test_every_added_line_is_marked_and_user_lines_stay(tmp_path, fake):
-    # What the README promises about the marker, line by line.
+    # What docs/behaviour.md promises about the marker, line by line.
     source = ("server {\n    listen 80;\n    server_name a.example;\n\n"
               "    # the app\n    location / {\n        proxy_pass http://127.0.0.1:8080;"
               "  # keep\n    }\n}\n")
