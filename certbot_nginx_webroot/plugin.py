@@ -20,7 +20,7 @@ import importlib.util
 import logging
 import os
 import sys
-from typing import Any, Callable, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from acme import challenges
 from certbot import errors, interfaces, util
@@ -60,6 +60,11 @@ tls = _lazy_module("certbot_nginx_webroot.tls")
 transaction = _lazy_module("certbot_nginx_webroot.flows.transaction")
 
 logger = logging.getLogger(__name__)
+
+# One controller per nginx for the whole process: certbot makes a plugin
+# object per lineage in a renew run, and what a controller learns (nginx -V,
+# the pid file's place) holds for the run.
+_CONTROLLERS: Dict[tuple, Any] = {}
 
 
 def say(message: str) -> None:
@@ -186,8 +191,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     @property
     def _controller(self) -> Any:
         if self._given_controller is None:
-            self._given_controller = controllers.create("local", {
-                "ctl": self.conf("ctl"), "server_root": self.conf("server-root")})
+            options = {"ctl": self.conf("ctl"), "server_root": self.conf("server-root")}
+            key = ("local",) + tuple(sorted(options.items()))
+            if key not in _CONTROLLERS:
+                _CONTROLLERS[key] = controllers.create("local", options)
+            self._given_controller = _CONTROLLERS[key]
         return self._given_controller
 
     @property

@@ -61,12 +61,13 @@ class Authentication:
         """Make nginx serve the files for names, or undo and say why not."""
         self.must_run()  # before any edit: the edit would need a reload
         reloaded, adopted = self._ensure_challenge_locations(names)
+        local_path = self.run.controller.local_path  # adopted paths are nginx's
         for served in sorted(adopted):
-            if served.path == self.store.directory:
+            if local_path(served.path) == self.store.directory:
                 continue
             self.run.say(f"nginx serves challenges for {', '.join(adopted[served])} "
                          f"from {served.path}; writing them there")
-            store = self.make_store(served.base, served.below)
+            store = self.make_store(local_path(served.base), served.below)
             self.adopted_stores.append(store)
             for achall in achalls:
                 self._put(achall, store)
@@ -79,12 +80,14 @@ class Authentication:
             # Hints name lines of the files as restored, which the user reads.
             # Where the plugin found nginx serves them: the adopted
             # directories, and its own webroot where it added a location.
-            written = {served.path for served in adopted} | \
+            written = {local_path(served.path) for served in adopted} | \
                 ({self.store.directory} if reloaded or not adopted else set())
             raise Problem(self.selfcheck.report(problems, targets, sorted(written)))
         self.transaction.finish_pending()
         if not reloaded:
-            self.adopted_webroot = _adopted_webroot(adopted, names)
+            adopted_base = _adopted_webroot(adopted, names)
+            if adopted_base is not None:
+                self.adopted_webroot = local_path(adopted_base)
 
     def _put(self, achall: Any, store: Any) -> Any:
         response, validation = achall.response_and_validation()
@@ -122,7 +125,7 @@ class Authentication:
         with self.run.editing() as config:
             homeless = [name for name in names if not self._serve_name(config, name, adopted)]
             if homeless:
-                sites.add_own_server(config, homeless, self.run.options.webroot,
+                sites.add_own_server(config, homeless, self._webroot_for_nginx(),
                                      self.run.options.http_port)
         if not config.changed:
             return False, adopted
@@ -145,7 +148,7 @@ class Authentication:
                 f"nginx does not listen on {name} port {http_port}, where the CA "
                 f"asks for {name}'s challenges; add \"listen {name}:{http_port};\" "
                 "to the server block that should answer it")
-        root, prefix = self.run.options.webroot, self._nginx_prefix()
+        root, prefix = self._webroot_for_nginx(), self._nginx_prefix()
         served_dirs = [sites.ensure_challenge_location(config, m.server.ref, root, name, prefix)
                        for m in http]
         # HTTPS blocks need the location only for a CA that followed a
@@ -158,6 +161,10 @@ class Authentication:
             if served is not None and name not in adopted.setdefault(served, []):
                 adopted[served].append(name)
         return bool(http)
+
+    def _webroot_for_nginx(self) -> str:
+        """The webroot as nginx sees it: what the challenge location names."""
+        return self.run.controller.nginx_path(self.run.options.webroot)
 
     def _nginx_prefix(self) -> str:
         """nginx's prefix, which relative root and alias paths start from."""

@@ -118,7 +118,8 @@ class GoLive:
         not know --https-port, as certbot does not store it), else the blocks
         answering on --https-port."""
         port = self.run.options.https_port
-        targets = sites.certificate_listens(self.run.config(), name, fullchain)
+        targets = sites.certificate_listens(self.run.config(), name,
+                                            self.run.controller.nginx_path(fullchain))
         if not targets:
             matches = self.run.answering(name, port, use_default=False)
             targets = sorted({(m.listen.addr, port) for m in matches})

@@ -32,7 +32,11 @@ class Installation:
 
     def deploy_cert(self, domain: str, cert_path: str, key_path: str,
                     fullchain_path: Optional[str] = None) -> None:
-        fullchain = fullchain_path or cert_path
+        """Files are read here under this machine's paths; the configuration
+        names them as nginx sees them (controller.nginx_path)."""
+        local_fullchain = fullchain_path or cert_path
+        fullchain = self.run.controller.nginx_path(local_fullchain)
+        key_in_nginx = self.run.controller.nginx_path(key_path)
         with self.run.editing() as config:
             covered = certificates.names(cert_path) or [domain]
             key_type = certificates.key_type(key_path) or certificates.key_type(cert_path)
@@ -42,8 +46,8 @@ class Installation:
             placed = []
             for server, port in targets:
                 try:
-                    self._install_pair(config, server, port, fullchain, key_path, key_type,
-                                       domain, covered)
+                    self._install_pair(config, server, port, fullchain, key_in_nginx,
+                                       key_type, domain, covered)
                 except sites.SiteError:
                     # The block has domain through a wildcard or regex, and
                     # names the old certificate still serves: domain's own
@@ -52,11 +56,11 @@ class Installation:
                     server = self._own_https_block(config, domain, server, port, covered)
                     if server is None:
                         raise
-                    self._install_pair(config, server, port, fullchain, key_path, key_type,
-                                       domain, covered)
+                    self._install_pair(config, server, port, fullchain, key_in_nginx,
+                                       key_type, domain, covered)
                 placed.append(server)
             self._secure(config, placed)
-        self.golive.expect(fullchain, [domain])
+        self.golive.expect(local_fullchain, [domain])
 
     def _limit_challenge_methods(self, config: Config, domain: str) -> None:
         """A challenge location of an older version answers every method:
@@ -69,13 +73,14 @@ class Installation:
     def _install_pair(self, config: Config, server: Any, port: int, fullchain: str,
                       key_path: str, key_type: Optional[str], domain: str,
                       covered: List[str]) -> None:
+        local_path = self.run.controller.local_path
         pairs = sites.certificate_pairs(config, server)
-        pair = pair_to_replace(pairs, fullchain, key_type, domain)
+        pair = pair_to_replace(pairs, fullchain, key_type, domain, local_path)
         # nginx picks between pairs by what the client supports, not by
         # name: a pair added beside the others is served for every name of
         # the block too, so each must keep working.
         for current, _ in (pairs[pair:pair + 1] if pair < len(pairs) else pairs):
-            keep_other_names_working(config, server, current, fullchain, covered)
+            keep_other_names_working(config, server, current, fullchain, covered, local_path)
         sites.set_certificate(config, server, fullchain, key_path, port, pair)
 
     def _own_https_block(self, config: Config, domain: str, server: Any, port: int,
@@ -167,21 +172,23 @@ class Installation:
 
 
 def pair_to_replace(pairs: List[Tuple[str, Optional[str]]], fullchain: str,
-                    key_type: Optional[str], domain: str) -> int:
+                    key_type: Optional[str], domain: str,
+                    local_path: Callable[[str], str] = str) -> int:
     """Which of a block's certificate pairs a new certificate replaces;
     len(pairs) to add it beside them.  nginx serves an RSA and an ECDSA
     pair side by side (two lineages, --key-type rsa and ecdsa): the new
     one replaces its own lineage's pair, else the pair of its key type,
     else a placeholder (a certificate not for domain, e.g. a snakeoil);
-    a certificate of the other type for domain is kept."""
+    a certificate of the other type for domain is kept.  Paths are as the
+    configuration names them; local_path gives the file to read."""
     if key_type is None:  # cannot tell: one certificate per block, as before
         return 0
     lineage = os.path.dirname(fullchain)
-    kinds = [certificates.key_type(cert) for cert, _ in pairs]
+    kinds = [certificates.key_type(local_path(cert)) for cert, _ in pairs]
     for test in (lambda i: os.path.dirname(pairs[i][0]) == lineage,
                  lambda i: kinds[i] == key_type,
                  lambda i: kinds[i] is None or not sites.covers(
-                     certificates.names(pairs[i][0]), domain)):
+                     certificates.names(local_path(pairs[i][0])), domain)):
         found = next((i for i in range(len(pairs)) if test(i)), None)
         if found is not None:
             return found
@@ -189,13 +196,14 @@ def pair_to_replace(pairs: List[Tuple[str, Optional[str]]], fullchain: str,
 
 
 def keep_other_names_working(config: Config, server: Any, current: str,
-                             fullchain: str, covered: List[str]) -> None:
+                             fullchain: str, covered: List[str],
+                             local_path: Callable[[str], str] = str) -> None:
     """Refuse to replace a block's certificate current when names the
     block answers are covered by it and not by the new one (another
     lineage, e.g. `-d a` then `-d b` on one block)."""
     if current == fullchain:
         return
-    old = certificates.names(current)
+    old = certificates.names(local_path(current))
     names = next((s.names for s in config.servers() if s.ref is server), ())
     lost = [n for n in names if sites.covers(old, n) and not sites.covers(covered, n)]
     # Names the block answers through a wildcard or regex server_name
