@@ -24,6 +24,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from certbot_nginx_webroot import lookup
 from certbot_nginx_webroot.config import Config
 from certbot_nginx_webroot.parser import Node
+from certbot_nginx_webroot.problems import Problem
 
 # Content handlers: a location with one of these does not serve files.
 CONTENT_HANDLERS = ("proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "grpc_pass",
@@ -33,8 +34,9 @@ CONTENT_HANDLERS = ("proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "gr
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
-class Unknown(ValueError):
-    """The configuration does not say something the plugin could act on."""
+class Unknown(Problem):
+    """The configuration does not say something the plugin could act on
+    (node: the directive that leaves it open)."""
 
 
 class LocationMatch(NamedTuple):
@@ -303,11 +305,11 @@ def document_path(config: Config, server: Node, chain: List[Node], uri: str,
     """
     variables = request_variables(config, server, host)
 
-    def filled(path: str) -> str:
+    def filled(path: str, node: Optional[Node]) -> str:
         def fill(m: "re.Match[str]") -> str:
             name = m.group(1) or m.group(2)
             if name not in variables:
-                raise Unknown(f"the document path {path} depends on ${name}")
+                raise Unknown(f"the document path {path} depends on ${name}", node=node)
             return variables[name]
         return os.path.join(prefix, _VARIABLE.sub(fill, path))
 
@@ -317,8 +319,8 @@ def document_path(config: Config, server: Node, chain: List[Node], uri: str,
             match = location_match(node)
             if match is None or match.kind in ("~", "~*"):
                 raise Unknown(f"the alias at {aliases[0].file}:{aliases[0].line} is in a "
-                              "regex location; its path depends on the match")
-            alias = filled(aliases[0].args[0])
+                              "regex location; its path depends on the match", node=aliases[0])
+            alias = filled(aliases[0].args[0], aliases[0])
             # nginx joins the strings: "alias /srv/x;" for "/p/" maps /p/f to /srv/xf.
             path = os.path.normpath(alias + uri[len(match.pattern):])
             base = os.path.normpath(alias_base(os.path.normpath(alias), match.pattern))
@@ -327,10 +329,11 @@ def document_path(config: Config, server: Node, chain: List[Node], uri: str,
             return MappedPath(base, os.path.relpath(path, base))
         roots = own(config, node, "root")
         if roots and roots[0].args:
-            return MappedPath(os.path.normpath(filled(roots[0].args[0])), uri.lstrip("/"))
+            return MappedPath(os.path.normpath(filled(roots[0].args[0], roots[0])), uri.lstrip("/"))
     roots = inherited(config, scopes(config, server, []), "root")
-    root = roots[0].args[0] if roots and roots[0].args else "html"
-    return MappedPath(os.path.normpath(filled(root)), uri.lstrip("/"))
+    if roots and roots[0].args:
+        return MappedPath(os.path.normpath(filled(roots[0].args[0], roots[0])), uri.lstrip("/"))
+    return MappedPath(os.path.normpath(filled("html", None)), uri.lstrip("/"))
 
 
 def serves_files(config: Config, level: Node, uri_variable: str = "$uri") -> Optional[Node]:

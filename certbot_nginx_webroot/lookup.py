@@ -18,6 +18,8 @@ import ipaddress
 import re
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+from certbot_nginx_webroot.problems import Problem
+
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 # How a block came to answer a name, best first.
@@ -51,12 +53,14 @@ class Match(NamedTuple):
     listen: Listen
 
 
-class AmbiguousName(ValueError):
-    """Several server blocks claim the same name on the same address."""
+class AmbiguousName(Problem):
+    """Several server blocks claim the same name on the same address (node:
+    the last of them, the one nginx ignores with "conflicting server name")."""
 
     def __init__(self, name: str, port: int, servers: Sequence[Server]) -> None:
+        super().__init__(f"{name} on port {port} is claimed by several server blocks",
+                         node=servers[-1].ref if servers else None)
         self.servers = list(servers)
-        super().__init__(f"{name} on port {port} is claimed by several server blocks")
 
 
 DEFAULT_LISTEN = Listen("*", 80)

@@ -39,6 +39,8 @@ import re
 import weakref
 from typing import Iterator, List, Optional, Tuple
 
+from certbot_nginx_webroot.problems import Problem
+
 # Whitespace as nginx sees it: space, tab, CR, LF (not \f or \v).
 _TRIVIA = re.compile(r"(?:[ \t\r\n]+|#[^\n]*)*")
 _TOKEN = re.compile(r"""
@@ -153,14 +155,17 @@ ENCODING = "utf-8"
 ERRORS = "surrogateescape"
 
 
-class ParseError(ValueError):
-    """A syntax error, located like nginx locates it: file and line."""
+class ParseError(Problem):
+    """A syntax error, located like nginx locates it: file and line
+    (``reason`` is nginx's wording without them)."""
 
-    def __init__(self, message: str, path: str, line: int) -> None:
-        super().__init__(f"{message} in {path}:{line}")
-        self.message = message
-        self.path = path
-        self.line = line
+    def __init__(self, reason: str, path: str, line: int) -> None:
+        super().__init__(f"{reason} in {path}:{line}", file=path, line=line)
+        self.reason = reason
+
+    @property
+    def path(self) -> str:
+        return self.file
 
 
 class Node:

@@ -19,13 +19,15 @@ from certbot_nginx_webroot import edit, effective, lookup, parser
 from certbot_nginx_webroot.config import Config
 from certbot_nginx_webroot.build_info import HTTP2_DIRECTIVE, HTTP2_LISTEN
 from certbot_nginx_webroot.parser import Node
+from certbot_nginx_webroot.problems import Problem
 
 CHALLENGE_PREFIX = "/" + challenges.HTTP01.URI_ROOT_PATH + "/"
 OWN_FILE = "certbot-nginx-webroot.conf"
 
 
-class SiteError(ValueError):
-    """The configuration cannot be edited safely; says where and why."""
+class SiteError(Problem):
+    """The configuration cannot be edited safely; says where and why (node:
+    the block or directive that stops the edit)."""
 
 
 def where(node: Node) -> str:
@@ -40,8 +42,8 @@ def answering(config: Config, name: str, port: int,
     except lookup.AmbiguousName as err:
         places = ", ".join(where(s.ref) for s in err.servers)
         raise SiteError(f"{err}: {places}; cannot tell which one to use (nginx uses the "
-                        "first and warns \"conflicting server name\"); remove the duplicate"
-                        ) from err
+                        "first and warns \"conflicting server name\"); remove the duplicate",
+                        node=err.node) from err
 
 
 def challenge_location(root: str, opening: Sequence[str] = ()) -> str:
@@ -153,20 +155,20 @@ def served_challenge_dir(config: Config, server: Node, host: str,
         raise SiteError(
             f"the location at {where(node)} answers the challenge path for {host} with "
             f"{handler.name} ({where(handler)}) instead of files from a directory; make it "
-            "serve files (root or alias) or remove it")
+            "serve files (root or alias) or remove it", node=node)
     problem = keeps_the_ca_out(config, server, chain)
     if problem:
         raise SiteError(f"the location at {where(node)} serves challenges for {host}, "
-                        f"but {problem}")
+                        f"but {problem}", node=node)
     try:
         path = effective.document_path(config, server, chain, uri, prefix, host)
     except effective.Unknown as err:
         raise SiteError(f"the location at {where(node)} serves challenges for {host} from "
-                        f"a path the plugin cannot name: {err}") from err
+                        f"a path the plugin cannot name: {err}", node=node) from err
     if os.path.basename(path.path) != os.path.basename(uri):
         raise SiteError(f"the location at {where(node)} maps {uri} for {host} to "
                         f"{path.path}, not to a file of that name in a directory; end its "
-                        "alias with / as its prefix ends")
+                        "alias with / as its prefix ends", node=node)
     return path.parent
 
 
@@ -222,7 +224,7 @@ def ensure_challenge_location(config: Config, server: Node, root: str, host: str
             raise SiteError(
                 f"the location at {where(node)} is for challenges, but nginx answers them "
                 f"from the location at {where(chosen[-1])} first; make it "
-                f"\"location ^~ {CHALLENGE_PREFIX}\"")
+                f"\"location ^~ {CHALLENGE_PREFIX}\"", node=node)
     opening = _opening(config, effective.scopes(config, server, []))
     children = server.children
     index = next((i for i, n in enumerate(children) if n.name == "location"), len(children))
@@ -383,7 +385,7 @@ def own_file(config: Config) -> Tuple[str, Optional[Node]]:
     to, or None when an existing http-level include glob covers the path)."""
     https = list(config.http_blocks())
     if not https:
-        raise SiteError(f"no http block in {config.main_path}")
+        raise SiteError(f"no http block in {config.main_path}", file=config.main_path)
     for http in https:
         for node in http.children:
             if node.name == "include" and node.args and "*" in node.args[0]:
@@ -823,7 +825,7 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
         raise SiteError(
             f"{name} has no server block on port {https_port}, and the one on port "
             f"{http_port} ({where(node)}) only redirects to HTTPS; add an HTTPS server "
-            "block for it")
+            "block for it", node=node)
     if serves_in_place(config, source, https_port, covered or [name]):
         return add_tls_in_place(config, source, http_port, https_port, http2)
     keep = [name] if source.kind == lookup.DEFAULT else \
@@ -834,7 +836,7 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
             f"{name} has no server block on port {https_port}, and the one on port "
             f"{http_port} ({where(node)}) redirects some requests to https on the same "
             f"host ({where(loop)}): a copy of it for HTTPS would redirect them to "
-            "themselves; add an HTTPS server block for it")
+            "themselves; add an HTTPS server block for it", node=loop)
     lines = _tls_listens(config, source, http_port, https_port, http2)
     if http2 == HTTP2_DIRECTIVE and not config.directives(node, "http2"):
         lines.append(f"http2 on;  {edit.MARK}")
@@ -1032,7 +1034,7 @@ def set_certificate(config: Config, server: Node, fullchain: str, key: str,
             raise SiteError(
                 f"{name} for the server block at {where(server)} is set in an included file "
                 f"({where(inherited[0])}) that other blocks may share; move it into the "
-                "server block")
+                "server block", node=inherited[0])
         pairs = [i for i, n in enumerate(server.children)
                  if n.name in ("ssl_certificate", "ssl_certificate_key")]
         after = max(pairs or [i for i, n in enumerate(server.children)

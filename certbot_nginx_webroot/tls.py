@@ -138,7 +138,7 @@ def ensure_header(config: Config, server: Node, option: str) -> Tuple[bool, List
     """
     if option not in HEADERS:
         raise sites.SiteError(f"unsupported header {option!r}; this plugin sends "
-                              + " and ".join(sorted(HEADERS)))
+                              + " and ".join(sorted(HEADERS)), node=server)
     header, value = HEADERS[option]
     newline = config.file_of(server).newline
     added = False
