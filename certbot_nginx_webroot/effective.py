@@ -21,7 +21,7 @@ import re
 import socket
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from certbot_nginx_webroot import lookup
+from certbot_nginx_webroot import lookup, nginx_regex
 from certbot_nginx_webroot.config import Config
 from certbot_nginx_webroot.parser import Node
 from certbot_nginx_webroot.problems import Problem
@@ -61,17 +61,6 @@ def location_match(node: Node) -> Optional[LocationMatch]:
     return LocationMatch("@" if arg.startswith("@") else "prefix", arg)
 
 
-def pcre(pattern: str, caseless: bool) -> Optional["re.Pattern[str]"]:
-    """A PCRE pattern as a Python one (named groups in Python's spelling);
-    None when Python cannot read it."""
-    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
-    pattern = re.sub(r"\(\?'([A-Za-z_]\w*)'", r"(?P<\1>", pattern)
-    try:
-        return re.compile(pattern, re.IGNORECASE if caseless else 0)
-    except re.error:
-        return None
-
-
 def _locations(config: Config, block: Node) -> List[Tuple[Node, LocationMatch]]:
     found = []
     for node in config.expand(block.children):
@@ -109,7 +98,7 @@ def _find(config: Config, block: Node, uri: str) -> Tuple[List[Node], bool]:
             return chain, False
     for node, match in locations:
         if match.kind in ("~", "~*"):
-            rx = pcre(match.pattern, match.kind == "~*")
+            rx = nginx_regex.compile(match.pattern, match.kind == "~*")
             if rx is not None and rx.search(uri):
                 return [node] + _find(config, node, uri)[0], True
     return chain, False
@@ -239,7 +228,7 @@ def server_name_captures(names: List[str], host: str) -> Dict[str, str]:
     if rank is None or rank[0] != lookup.REGEX:
         return {}
     for name in names:
-        rx = pcre(name[1:], True) if name.startswith("~") else None
+        rx = nginx_regex.compile(name[1:], True) if name.startswith("~") else None
         found = rx.search(host) if rx is not None else None
         if found:
             return {key: value or "" for key, value in found.groupdict().items()}

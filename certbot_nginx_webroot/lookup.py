@@ -15,9 +15,9 @@ one of ``listen ADDR:port``, else the wildcard of its family (``listen
 port`` for IPv4, ``listen [::]:port`` for IPv6).
 """
 import ipaddress
-import re
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+from certbot_nginx_webroot import nginx_regex
 from certbot_nginx_webroot.problems import Problem
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -144,22 +144,12 @@ def wants_proxy_protocol(servers: Sequence[Server], ip: IPAddress, port: int) ->
     return landing is not None and flags[landing]
 
 
-def _regex(pattern: str) -> Optional["re.Pattern[str]"]:
-    # PCRE named groups (?<name>...) and (?'name'...) in Python's spelling.
-    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
-    pattern = re.sub(r"\(\?'([A-Za-z_]\w*)'", r"(?P<\1>", pattern)
-    try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error:
-        return None
-
-
 def name_rank(host: str, server_name: str) -> Optional[Tuple[int, int]]:
     """How well one server_name matches host: (kind, -length), smaller is
     better; None when it does not match."""
     name = server_name.lower()
     if name.startswith("~"):
-        rx = _regex(server_name[1:])
+        rx = nginx_regex.compile(server_name[1:], caseless=True)  # as nginx compiles them
         return (REGEX, 0) if rx is not None and rx.search(host) else None
     if name.startswith("*."):
         return (WILDCARD_HEAD, -len(name)) if host.endswith(name[1:]) else None

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from acme import challenges
 
-from certbot_nginx_webroot import edit, effective, lookup, parser
+from certbot_nginx_webroot import edit, effective, lookup, nginx_regex, parser
 from certbot_nginx_webroot.config import Config
 from certbot_nginx_webroot.build_info import HTTP2_DIRECTIVE, HTTP2_LISTEN
 from certbot_nginx_webroot.parser import Node
@@ -242,7 +242,7 @@ def answers_every_request(node: Node) -> bool:
     if node.name == "return":
         return True
     if node.name == "rewrite" and node.args:
-        rx = effective.pcre(node.args[0], False)
+        rx = nginx_regex.compile(node.args[0], False)
         return rx is None or bool(rx.search(challenge_uri()))
     return False
 
@@ -496,7 +496,7 @@ def condition_holds(condition: Tuple[str, Optional[str], Optional[str]],
             return False  # compared with another variable
         return (value == operand) == (operator == "=")
     if operator in ("~", "~*", "!~", "!~*"):
-        rx = effective.pcre(operand, operator.endswith("*"))
+        rx = nginx_regex.compile(operand, operator.endswith("*"))
         return rx is not None and bool(rx.search(value)) == (not operator.startswith("!"))
     return False
 
@@ -622,7 +622,7 @@ def _never_over_https(if_node: Node, names: Sequence[str], https_port: int) -> b
         if variable not in values or (operator is not None and "$" in operand):
             return False
         if operator in ("~", "~*", "!~", "!~*") and \
-                effective.pcre(operand, operator.endswith("*")) is None:
+                nginx_regex.compile(operand, operator.endswith("*")) is None:
             return False
         if condition_holds(condition, values):
             return False
