@@ -166,7 +166,7 @@ class Config:
                     if listen is not None:
                         listens.append(listen)
                 elif name == "ssl":
-                    ssl_on = ssl_on or args == ["on"]
+                    ssl_on = ssl_on or lookup.is_ssl_on(args)
             # A block without listen answers *:80 (nginx run as root).
             listened = tuple(listens) if has_listen else (lookup.DEFAULT_LISTEN,)
             found.append(lookup.Server(tuple(names), shared_listens.setdefault(listened, listened),
@@ -176,6 +176,11 @@ class Config:
     def directives(self, block: Node, name: str) -> List[Node]:
         """The directives called name directly inside block (includes expanded)."""
         return [node for node in self.expand(block.children) if node.name == name]
+
+    def ssl_on(self, block: Node) -> bool:
+        """Does block say ``ssl on;`` (includes expanded)?  What
+        lookup.Server.ssl_on holds, read from the block as it is now."""
+        return any(lookup.is_ssl_on(node.args) for node in self.directives(block, "ssl"))
 
     def holder(self, target: Node):
         """The block node, or the file, whose children hold target."""

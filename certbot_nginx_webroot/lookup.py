@@ -47,6 +47,18 @@ class Server(NamedTuple):
     ssl_on: bool = False  # `ssl on;` (before nginx 1.25.1): every listen is TLS
 
 
+def is_ssl_on(args: Sequence[str]) -> bool:
+    """Do these arguments of an ``ssl`` directive turn it on?  ``ssl on;``
+    (nginx before 1.25.1) makes every listen of its block take TLS."""
+    return list(args) == ["on"]
+
+
+def takes_tls(listen: Listen, server: Server) -> bool:
+    """Does this listen of server take TLS: its ssl flag, or the block's
+    ``ssl on;``?"""
+    return listen.ssl or server.ssl_on
+
+
 class Match(NamedTuple):
     server: Server
     kind: int

@@ -939,7 +939,7 @@ def answered_certificate_names(server_names: Sequence[str], old: Sequence[str],
 
 def _serves_tls(config: Config, match: lookup.Match) -> bool:
     server = match.server.ref
-    if match.listen.ssl or match.server.ssl_on:
+    if lookup.takes_tls(match.listen, match.server):
         return not any(n.args == ["on"] for n in config.directives(server,
                                                                    "ssl_reject_handshake"))
     return False
@@ -1016,7 +1016,7 @@ def set_certificate(config: Config, server: Node, fullchain: str, key: str,
     others (after listen/server_name for the first); the listen on
     https_port gets ssl."""
     newline = config.file_of(server).newline
-    ssl_on = any(n.args == ["on"] for n in config.directives(server, "ssl"))
+    ssl_on = config.ssl_on(server)
     for i, node in enumerate(server.children):
         listen = lookup.parse_listen(node.args) if node.name == "listen" else None
         if listen and listen.port == https_port and not listen.ssl and not ssl_on:
@@ -1051,10 +1051,11 @@ def tls_blocks(config: Config, name: str, https_port: int) -> List[Tuple[Node, i
     found: List[Tuple[Node, int]] = []
     ports = {https_port}
     for server in config.servers():
-        ports.update(listen.port for listen in server.listens if listen.ssl or server.ssl_on)
+        ports.update(listen.port for listen in server.listens
+                     if lookup.takes_tls(listen, server))
     for port in sorted(ports):
         for match in answering(config, name, port, use_default=False):
-            if (port == https_port or match.listen.ssl or match.server.ssl_on) and \
+            if (port == https_port or lookup.takes_tls(match.listen, match.server)) and \
                     all(match.server.ref is not block for block, _ in found):
                 found.append((match.server.ref, port))
     return found
@@ -1072,7 +1073,7 @@ def certificate_listens(config: Config, name: str, fullchain: str) -> List[Tuple
         if not _has_certificate(config, server.ref, fullchain):
             continue
         # `ssl on;` (before nginx 1.25) makes every listen of the block TLS.
-        tls = [listen for listen in server.listens if listen.ssl or server.ssl_on]
+        tls = [listen for listen in server.listens if lookup.takes_tls(listen, server)]
         for listen in tls:
             if (listen.addr, listen.port) not in found:
                 found.append((listen.addr, listen.port))
@@ -1082,10 +1083,10 @@ def certificate_listens(config: Config, name: str, fullchain: str) -> List[Tuple
     # address) with the certificate may serve it (a few blocks to read, not
     # every block's body).
     ports = sorted({listen.port for server in config.servers() for listen in server.listens
-                    if listen.ssl or server.ssl_on})
+                    if lookup.takes_tls(listen, server)})
     for port in ports:
         for match in _answering_quietly(config, name, port):
-            if match.kind == lookup.DEFAULT and (match.listen.ssl or match.server.ssl_on) and \
+            if match.kind == lookup.DEFAULT and lookup.takes_tls(match.listen, match.server) and \
                     _has_certificate(config, match.server.ref, fullchain) and \
                     (match.listen.addr, port) not in found:
                 found.append((match.listen.addr, port))
@@ -1137,8 +1138,7 @@ def add_redirect(config: Config, match: lookup.Match, https_port: int, name: str
     newline = config.file_of(server).newline
     guarded = _existing_guard(server)
     index = guarded + 1 if guarded is not None else _first_answer(config, server)
-    ssl_on = any(n.args == ["on"] for n in config.directives(server, "ssl"))
-    mixed = ssl_on or any(listen.ssl or listen.port == https_port
+    mixed = match.server.ssl_on or any(listen.ssl or listen.port == https_port
                           for listen in match.server.listens)
     except_challenges = guarded is None and serves_challenge_files(config, server)
     if not mixed and not except_challenges:
