@@ -53,6 +53,12 @@ parser = _lazy_module("certbot_nginx_webroot.parser")
 probes = _lazy_module("certbot_nginx_webroot.probes")
 renewal_run = _lazy_module("certbot_nginx_webroot.renewal_run")
 sites = _lazy_module("certbot_nginx_webroot.sites")
+certificate_lines = _lazy_module("certbot_nginx_webroot.certificate_lines")
+challenge_location = _lazy_module("certbot_nginx_webroot.challenge_location")
+https_server = _lazy_module("certbot_nginx_webroot.https_server")
+own_server = _lazy_module("certbot_nginx_webroot.own_server")
+placement = _lazy_module("certbot_nginx_webroot.placement")
+redirects = _lazy_module("certbot_nginx_webroot.redirects")
 tls = _lazy_module("certbot_nginx_webroot.tls")
 
 logger = logging.getLogger(__name__)
@@ -284,7 +290,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         serves the files, and this check only spares a failed validation."""
         try:
             config = self._load()
-            problems = [sites.ca_kept_out(config, match.server.ref, name)
+            problems = [challenge_location.ca_kept_out(config, match.server.ref, name)
                         for name in names
                         for match in sites.answering(config, name, self.config.http01_port)]
         except (errors.PluginError, sites.SiteError) as err:
@@ -398,7 +404,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             for match in self._answering(name, self.config.http01_port):
                 hints += [f"the server-level if at {sites.where(node)} may answer "
                           f"{name}'s challenges" for node in
-                          sites.server_level_ifs(config, match.server.ref)]
+                          challenge_location.server_level_ifs(config, match.server.ref)]
         return ("nginx does not serve the challenge files, so the CA was not asked to "
                 "validate: " + "; ".join(problems + sorted(set(hints))) +
                 f"; the files were written to {', '.join(written)}")
@@ -459,20 +465,20 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                     homeless.append(name)
                 if prefix is None:
                     prefix = self._nginx_prefix()
-                served_dirs = [sites.ensure_challenge_location(config, m.server.ref, root,
+                served_dirs = [challenge_location.ensure_challenge_location(config, m.server.ref, root,
                                                                   name, prefix) for m in http]
                 # HTTPS blocks need the location only for a CA that followed a
                 # redirect; where every :80 block serves challenges already,
                 # none is followed.
                 if not http or None in served_dirs:
                     for match in https:
-                        served_dirs.append(sites.ensure_challenge_location(
+                        served_dirs.append(challenge_location.ensure_challenge_location(
                             config, match.server.ref, root, name, prefix))
                 for served in served_dirs:
                     if served is not None and name not in adopted.setdefault(served, []):
                         adopted[served].append(name)
             if homeless:
-                sites.add_own_server(config, homeless, root, http_port)
+                own_server.add_own_server(config, homeless, root, http_port)
         except sites.SiteError as err:
             self._config = None  # drop the half-edited tree; nothing was written
             raise errors.PluginError(str(err)) from err
@@ -544,8 +550,8 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             # installing edits and reloads anyway, a renewal never does.
             for match in (sites.answering(config, domain, http_port)
                           + sites.answering(config, domain, https_port, use_default=False)):
-                sites.limit_challenge_methods(config, match.server.ref)
-            targets = sites.tls_blocks(config, domain, https_port) or \
+                challenge_location.limit_challenge_methods(config, match.server.ref)
+            targets = placement.tls_blocks(config, domain, https_port) or \
                 self._new_tls_targets(config, domain, covered)
             placed = []
             for server, port in targets:
@@ -573,14 +579,14 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
     def _install_pair(self, config: Config, server: Any, port: int, fullchain: str,
                       key_path: str, key_type: Optional[str], domain: str,
                       covered: List[str]) -> None:
-        pairs = sites.certificate_pairs(config, server)
+        pairs = certificate_lines.certificate_pairs(config, server)
         pair = self._pair_to_replace(pairs, fullchain, key_type, domain)
         # nginx picks between pairs by what the client supports, not by
         # name: a pair added beside the others is served for every name of
         # the block too, so each must keep working.
         for current, _ in (pairs[pair:pair + 1] if pair < len(pairs) else pairs):
             self._keep_other_names_working(config, server, current, fullchain, covered)
-        sites.set_certificate(config, server, fullchain, key_path, port, pair)
+        certificate_lines.set_certificate(config, server, fullchain, key_path, port, pair)
 
     def _own_https_block(self, config: Config, domain: str, server: Any, port: int,
                          covered: List[str]) -> Optional[Any]:
@@ -598,7 +604,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         if source is None:
             return None
         try:
-            return sites.make_https_server(config, source, domain, self.config.http01_port,
+            return https_server.make_https_server(config, source, domain, self.config.http01_port,
                                            https_port, self._http2_form(), covered)
         except sites.SiteError:
             return None
@@ -616,7 +622,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
            default_server (or first block) of its address, when it is this
            certificate's site: it answers another of its names by name;
         3. the HTTP block itself, given a TLS listen, or a copy of it
-           (sites.make_https_server);
+           (https_server.make_https_server);
         4. when that block only redirects to HTTPS on the same name, the TLS
            block nginx serves domain from on --https-port, default included.
         """
@@ -626,16 +632,16 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         # answers it only on another address is not.
         source = next((m for m in http if m.kind != sites.lookup.DEFAULT),
                       http[0] if http else None)
-        sibling = source and sites.tls_block_of_the_site(config, source, domain, covered,
+        sibling = source and placement.tls_block_of_the_site(config, source, domain, covered,
                                                          https_port)
         if sibling is not None:
-            sites.add_server_name(config, sibling, domain)
+            placement.add_server_name(config, sibling, domain)
             return [(sibling, https_port)]
-        defaults = sites.default_tls_blocks(config, domain, https_port)
+        defaults = placement.default_tls_blocks(config, domain, https_port)
         # A :80 block named for domain is its site, which 3. serves; without
         # one (a catch-all answers it), the site is the TLS block that serves
         # domain already.
-        site = [node for node in defaults if sites.answers_another(config, node, domain, covered)]
+        site = [node for node in defaults if placement.answers_another(config, node, domain, covered)]
         if site and (source is None or source.kind == sites.lookup.DEFAULT):
             return [(node, https_port) for node in site]
         if source is None:
@@ -645,7 +651,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
                 f"no server block answers {domain} on port {http_port} or "
                 f"{https_port}; add a server block with server_name {domain}")
         try:
-            return [(sites.make_https_server(config, source, domain, http_port, https_port,
+            return [(https_server.make_https_server(config, source, domain, http_port, https_port,
                                              self._http2_form(), covered), https_port)]
         except sites.SiteError:
             if not defaults:
@@ -667,7 +673,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         kinds = [certificates.key_type(cert) for cert, _ in pairs]
         for test in (lambda i: os.path.dirname(pairs[i][0]) == lineage,
                      lambda i: kinds[i] == key_type,
-                     lambda i: kinds[i] is None or not sites.covers(
+                     lambda i: kinds[i] is None or not certificate_lines.covers(
                          certificates.names(pairs[i][0]), domain)):
             found = next((i for i in range(len(pairs)) if test(i)), None)
             if found is not None:
@@ -683,11 +689,11 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             return
         old = certificates.names(current)
         names = next((s.names for s in config.servers() if s.ref is server), ())
-        lost = [n for n in names if sites.covers(old, n) and not sites.covers(covered, n)]
+        lost = [n for n in names if certificate_lines.covers(old, n) and not certificate_lines.covers(covered, n)]
         # Names the block answers through a wildcard or regex server_name
         # cannot be listed from the block: those of the old certificate's
         # names (a wildcard: hosts it covers) the block matches count.
-        lost += [n for n in sites.answered_certificate_names(names, old, covered)
+        lost += [n for n in certificate_lines.answered_certificate_names(names, old, covered)
                  if n not in lost]
         if lost:
             raise sites.SiteError(
@@ -749,7 +755,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
             matches = sites.answering(config, domain, http_port)
             if not matches:
                 raise sites.SiteError(f"no server block for {domain} on port {http_port}")
-            added = [sites.add_redirect(config, m, self.config.https_port, domain)
+            added = [redirects.add_redirect(config, m, self.config.https_port, domain)
                      for m in matches]
         except sites.SiteError as err:
             self._config = None
@@ -1053,7 +1059,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         not know --https-port, as certbot does not store it), else the blocks
         answering on --https-port."""
         port = self.config.https_port
-        targets = sites.certificate_listens(self._load(), name, fullchain)
+        targets = certificate_lines.certificate_listens(self._load(), name, fullchain)
         if not targets:
             matches = self._answering(name, port, use_default=False)
             targets = sorted({(m.listen.addr, port) for m in matches})

@@ -1,7 +1,9 @@
 """Server-block operations on the config model (no certbot, no nginx)."""
 import pytest
 
-from certbot_nginx_webroot import edit, effective, lookup, build_info, parser, sites
+from certbot_nginx_webroot import (
+    build_info, certificate_lines, challenge_location, edit, effective, https_server, lookup,
+    parser, placement, redirects, rewrites, sites)
 from certbot_nginx_webroot.config import Config
 
 M = edit.MARK
@@ -28,7 +30,7 @@ def text(config):
     ("set $x 1;", False),
 ])
 def test_answers_every_request(directive, expected):
-    assert sites.answers_every_request(parser.parse(directive).children[0]) is expected
+    assert rewrites.answers_every_request(parser.parse(directive).children[0]) is expected
 
 
 def test_certbot_style_redirect_block_gets_the_guard_first(tmp_path):
@@ -37,7 +39,7 @@ def test_certbot_style_redirect_block_gets_the_guard_first(tmp_path):
               "    listen 80;\n    server_name a.example;\n"
               "    return 404; # managed by Certbot\n}\n")
     config = load(tmp_path, source)
-    sites.ensure_challenge_location(config, config.server_blocks()[0], "/w", "a.example")
+    challenge_location.ensure_challenge_location(config, config.server_blocks()[0], "/w", "a.example")
     # Every user line stays as it was; the guard goes before the first
     # server-level directive that may answer (the conditional if).
     assert text(config).startswith(
@@ -45,7 +47,7 @@ def test_certbot_style_redirect_block_gets_the_guard_first(tmp_path):
         f"        break;  {M}\n    }}  {M}\n    if ($host = a.example) {{\n")
     assert "".join(line for line in text(config).splitlines(True) if M not in line) == source
     server = config.server_blocks()[0]
-    assert effective.select_location(config, server, sites.challenge_uri()) == [
+    assert effective.select_location(config, server, challenge_location.challenge_uri()) == [
         n for n in server.children if n.name == "location"]
 
 
@@ -54,7 +56,7 @@ def test_guard_leaves_included_locations_behind_the_return(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n    include locs.inc;\n"
                   "    return 301 https://$host$request_uri;\n}\n")
     server = config.server_blocks()[0]
-    sites.ensure_challenge_location(config, server, "/w", "a.example")
+    challenge_location.ensure_challenge_location(config, server, "/w", "a.example")
     body = text(config)
     assert "    return 301 https://$host$request_uri;\n" in body  # still at server level
     assert body.index("break;") < body.index("return 301")
@@ -65,9 +67,9 @@ def test_conditional_if_alone_gets_no_guard(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n    if ($bad_bot) { return 403; }\n"
                   "    location / { proxy_pass http://b; }\n}\n")
     server = config.server_blocks()[0]
-    sites.ensure_challenge_location(config, server, "/w", "a.example")
+    challenge_location.ensure_challenge_location(config, server, "/w", "a.example")
     assert "break;" not in text(config)
-    assert [n.line for n in sites.server_level_ifs(config, server)] == [3]
+    assert [n.line for n in challenge_location.server_level_ifs(config, server)] == [3]
 
 
 def test_https_copy_of_a_catch_all_is_for_the_name_only(tmp_path):
@@ -75,7 +77,7 @@ def test_https_copy_of_a_catch_all_is_for_the_name_only(tmp_path):
                   "    server_name _;\n    root /var/www/html;\n}\n")
     match = sites.answering(config, "new.example", 80)[0]
     assert match.kind == lookup.DEFAULT
-    copy = sites.make_https_server(config, match, "new.example", 80, 443)
+    copy = https_server.make_https_server(config, match, "new.example", 80, 443)
     assert parser.dump_node(copy) == (f"server {{  {M}\n    listen 443 ssl;  {M}\n"
                                       f"    server_name new.example;  {M}\n"
                                       f"    root /var/www/html;  {M}\n}}")
@@ -96,7 +98,7 @@ OTHER_HTTPS = "server {\n    listen %s;\n    server_name other.example;\n}\n"
 def test_listen_http2_only_where_it_changes_no_other_block(tmp_path, other_https, flags):
     config = load(tmp_path, other_https + "server {\n    listen 80;\n"
                   "    server_name a.example;\n}\n")
-    block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+    block = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                     "a.example", 80, 443, build_info.HTTP2_LISTEN, ["a.example"])
     assert block is config.server_blocks()[-1]  # the block itself serves HTTPS
     assert parser.dump_node(block).splitlines()[1:3] == ["    listen 80;",
@@ -107,11 +109,11 @@ def test_http2_directive_is_per_block_and_not_doubled(tmp_path):
     config = load(tmp_path, OTHER_HTTPS % "443 ssl" + "server {\n    listen 80;\n"
                   "    server_name a.example;\n}\nserver {\n    listen 80;\n"
                   "    server_name b.example;\n    http2 off;\n}\n")
-    a = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+    a = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                 "a.example", 80, 443, build_info.HTTP2_DIRECTIVE)
     assert parser.dump_node(a).splitlines()[2:4] == [f"    listen 443 ssl;  {M}",
                                                      f"    http2 on;  {M}"]
-    b = sites.make_https_server(config, sites.answering(config, "b.example", 80)[0],
+    b = https_server.make_https_server(config, sites.answering(config, "b.example", 80)[0],
                                 "b.example", 80, 443, build_info.HTTP2_DIRECTIVE)
     assert "http2 on" not in parser.dump_node(b)  # the block's own choice is kept
     assert "    http2 off;\n" in parser.dump_node(b)
@@ -120,14 +122,14 @@ def test_http2_directive_is_per_block_and_not_doubled(tmp_path):
 def test_set_certificate_leaves_a_listen_that_ssl_on_makes_tls(tmp_path):
     config = load(tmp_path, "server {\n    listen 443;\n    ssl on;\n"
                   "    server_name a.example;\n}\n")
-    sites.set_certificate(config, config.server_blocks()[0], "/f.pem", "/k.pem", 443)
+    certificate_lines.set_certificate(config, config.server_blocks()[0], "/f.pem", "/k.pem", 443)
     assert "    listen 443;\n" in text(config)
 
 
 def test_https_copy_lists_only_the_names_the_certificate_covers(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n"
                   "    server_name a.example legacy.example www.a.example;\n}\n")
-    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+    copy = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                    "a.example", 80, 443, None, ["a.example", "*.a.example"])
     assert f"    server_name a.example www.a.example;  {M}" in parser.dump_node(copy)
 
@@ -135,7 +137,7 @@ def test_https_copy_lists_only_the_names_the_certificate_covers(tmp_path):
 def test_https_copy_of_a_redirect_to_another_name_keeps_the_redirect(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n    server_name old.example;\n"
                   "    return 301 https://new.example$request_uri;\n}\n")
-    copy = sites.make_https_server(config, sites.answering(config, "old.example", 80)[0],
+    copy = https_server.make_https_server(config, sites.answering(config, "old.example", 80)[0],
                                    "old.example", 80, 443)
     assert f"    return 301 https://new.example$request_uri;  {M}" in parser.dump_node(copy)
 
@@ -147,19 +149,19 @@ def test_tls_blocks_on_every_port_get_the_certificate(tmp_path):
                   "server { listen 8444 ssl; server_name a.example; }\n"
                   "server { listen 9000; server_name a.example; }\n"  # plain HTTP
                   "server { listen 8445 ssl default_server; server_name _; }\n")
-    found = sites.tls_blocks(config, "a.example", 443)
+    found = placement.tls_blocks(config, "a.example", 443)
     assert [(block.line, port) for block, port in found] == [(2, 8443), (3, 8444)]
 
 
 def test_covers():
-    assert sites.covers(["a.example", "*.b.example"], "x.b.example")
-    assert not sites.covers(["*.b.example"], "b.example")
-    assert not sites.covers(["*.b.example"], "y.x.b.example")
+    assert certificate_lines.covers(["a.example", "*.b.example"], "x.b.example")
+    assert not certificate_lines.covers(["*.b.example"], "b.example")
+    assert not certificate_lines.covers(["*.b.example"], "y.x.b.example")
 
 
 def test_set_certificate_adds_ssl_to_a_plain_listen(tmp_path):
     config = load(tmp_path, "server {\n    listen 443;\n    server_name a.example;\n}\n")
-    sites.set_certificate(config, config.server_blocks()[0], "/f.pem", "/k.pem", 443)
+    certificate_lines.set_certificate(config, config.server_blocks()[0], "/f.pem", "/k.pem", 443)
     assert text(config) == (f"server {{\n    listen 443 ssl;  {M}\n    server_name a.example;\n"
                             f"    ssl_certificate /f.pem;  {M}\n"
                             f"    ssl_certificate_key /k.pem;  {M}\n}}\n")
@@ -169,7 +171,7 @@ def test_a_block_on_both_ports_redirects_plain_http_only(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n    listen 443 ssl;\n"
                   "    server_name a.example b.example c.example;\n}\n")
     for name in ("a.example", "b.example"):
-        assert sites.add_redirect(config, sites.answering(config, name, 80)[0], 443, name)
+        assert redirects.add_redirect(config, sites.answering(config, name, 80)[0], 443, name)
     body = text(config).replace(f"  {M}", "")
     assert body == (
         "server {\n    listen 80;\n    listen 443 ssl;\n"
@@ -181,17 +183,17 @@ def test_a_block_on_both_ports_redirects_plain_http_only(tmp_path):
         "    if ($nginx_webroot_redirect) {\n"
         "        return 301 https://$host$request_uri;\n    }\n}\n")
     server = config.server_blocks()[0]
-    assert sites.redirects_to_https(config, server, "a.example")
-    assert sites.redirects_to_https(config, server, "b.example")
-    assert not sites.redirects_to_https(config, server, "c.example")
+    assert redirects.redirects_to_https(config, server, "a.example")
+    assert redirects.redirects_to_https(config, server, "b.example")
+    assert not redirects.redirects_to_https(config, server, "c.example")
 
 
 def test_redirect_on_another_https_port_names_it(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example;\n}\n")
     match = sites.answering(config, "a.example", 80)[0]
-    assert sites.add_redirect(config, match, 8443, "a.example")
+    assert redirects.add_redirect(config, match, 8443, "a.example")
     assert "return 301 https://$host:8443$request_uri;" in text(config)
-    assert not sites.add_redirect(config, sites.answering(config, "a.example", 80)[0], 8443,
+    assert not redirects.add_redirect(config, sites.answering(config, "a.example", 80)[0], 8443,
                                   "a.example")
 
 
@@ -220,10 +222,10 @@ def test_certificate_listens_finds_the_https_port_from_the_config(tmp_path):
                   "    ssl_certificate /le/other/fullchain.pem; }\n"
                   "server { listen 7443; ssl off; server_name a.example;\n"
                   "    ssl_certificate /le/a/fullchain.pem; }\n")
-    assert sites.certificate_listens(config, "a.example", "/le/a/fullchain.pem") == [
+    assert certificate_lines.certificate_listens(config, "a.example", "/le/a/fullchain.pem") == [
         ("127.0.0.1", 8443), ("[::1]", 8443), ("*", 9443)]
-    assert sites.certificate_listens(config, "c.example", "/le/a/fullchain.pem") == [("*", 9443)]
-    assert sites.certificate_listens(config, "a.example", "/le/b/fullchain.pem") == []
+    assert certificate_lines.certificate_listens(config, "c.example", "/le/a/fullchain.pem") == [("*", 9443)]
+    assert certificate_lines.certificate_listens(config, "a.example", "/le/b/fullchain.pem") == []
 
 
 OLD_LOCATION = (  # as 0.1.0 added it
@@ -235,11 +237,11 @@ OLD_LOCATION = (  # as 0.1.0 added it
 def test_an_older_challenge_location_gets_get_only_once(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n" + OLD_LOCATION + "}\n")
     server = config.server_blocks()[0]
-    assert sites.limit_challenge_methods(config, server)
+    assert challenge_location.limit_challenge_methods(config, server)
     assert text(config) == ("server {\n    listen 80;\n" + OLD_LOCATION.replace(
         "=404;  %s\n" % M, "=404;  %s\n        limit_except GET {  %s\n"
         "            deny all;  %s\n        }  %s\n" % ((M,) * 4)) + "}\n")
-    assert not sites.limit_challenge_methods(config, server)  # once
+    assert not challenge_location.limit_challenge_methods(config, server)  # once
 
 
 @pytest.mark.parametrize("location", [
@@ -248,16 +250,16 @@ def test_an_older_challenge_location_gets_get_only_once(tmp_path):
 ])
 def test_a_users_challenge_location_is_not_edited(tmp_path, location):
     config = load(tmp_path, "server {\n    listen 80;\n" + location + "}\n")
-    assert not sites.limit_challenge_methods(config, config.server_blocks()[0])
+    assert not challenge_location.limit_challenge_methods(config, config.server_blocks()[0])
     assert not config.changed
 
 
 def test_the_new_challenge_location_limits_methods(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n}\n")
     server = config.server_blocks()[0]
-    sites.ensure_challenge_location(config, server, "/w", "a.example")
+    challenge_location.ensure_challenge_location(config, server, "/w", "a.example")
     assert "        limit_except GET {  %s\n            deny all;  %s\n" % (M, M) in text(config)
-    assert not sites.limit_challenge_methods(config, server)
+    assert not challenge_location.limit_challenge_methods(config, server)
 
 
 @pytest.mark.parametrize("condition, values, expected", [
@@ -289,9 +291,9 @@ def test_the_new_challenge_location_limits_methods(tmp_path):
 ])
 def test_condition_holds_for_every_request_of_the_name(condition, values, expected):
     node = parser.parse("if %s { return 301 https://x; }" % condition).children[0]
-    parsed = sites.if_condition(node)
-    holds = parsed is not None and sites.condition_holds(
-        parsed, sites.plain_request("a.example", values.get("port")))
+    parsed = rewrites.if_condition(node)
+    holds = parsed is not None and rewrites.condition_holds(
+        parsed, rewrites.plain_request("a.example", values.get("port")))
     assert holds is expected
 
 
@@ -302,7 +304,7 @@ def test_condition_holds_for_every_request_of_the_name(condition, values, expect
     ("^$", False), ("^/.*\\$", False),
 ])
 def test_matches_every_uri(regex, expected):
-    assert sites.matches_every_uri(regex) is expected
+    assert rewrites.matches_every_uri(regex) is expected
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -326,7 +328,7 @@ def test_matches_every_uri(regex, expected):
 def test_only_a_redirect_of_every_request_counts(tmp_path, body, expected):
     config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example www.a.example;\n"
                   "    %s\n}\n" % body)
-    assert sites.redirects_to_https(config, config.server_blocks()[0], "a.example",
+    assert redirects.redirects_to_https(config, config.server_blocks()[0], "a.example",
                                     port=80) is expected
 
 
@@ -348,13 +350,13 @@ def test_only_a_redirect_of_every_request_counts(tmp_path, body, expected):
 ])
 def test_serves_challenge_files(tmp_path, locations, expected):
     config = load(tmp_path, "server {\n    listen 80;\n    %s\n}\n" % locations)
-    assert sites.serves_challenge_files(config, config.server_blocks()[0]) is expected
+    assert challenge_location.serves_challenge_files(config, config.server_blocks()[0]) is expected
 
 
 def test_a_redirect_only_block_without_a_challenge_location_gets_no_guard(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n    if ($office = 0) { return 403; }\n"
                   "    return 301 https://$host$request_uri;\n}\n")
-    assert sites.guard_challenges(config, config.server_blocks()[0]) is None
+    assert challenge_location.guard_challenges(config, config.server_blocks()[0]) is None
     assert not config.changed
 
 
@@ -373,7 +375,7 @@ def test_a_redirect_only_block_without_a_challenge_location_gets_no_guard(tmp_pa
     (["a.example", "b.example"], ["a.example", "b.example"], ["a.example"], ["b.example"]),
 ])
 def test_answered_certificate_names(server_names, old, new, lost):
-    assert sites.answered_certificate_names(server_names, old, new) == lost
+    assert certificate_lines.answered_certificate_names(server_names, old, new) == lost
 
 
 @pytest.mark.parametrize("block, covered, in_place", [
@@ -403,7 +405,7 @@ def test_answered_certificate_names(server_names, old, new, lost):
 def test_serves_in_place(tmp_path, block, covered, in_place):
     config = load(tmp_path, "server {\n    %s\n}\n" % block)
     match = sites.answering(config, "a.example", 80)[0]
-    assert sites.serves_in_place(config, match, 443, covered) is in_place
+    assert https_server.serves_in_place(config, match, 443, covered) is in_place
 
 
 def test_a_name_another_https_block_has_keeps_the_block_from_serving_in_place(tmp_path):
@@ -412,7 +414,7 @@ def test_a_name_another_https_block_has_keeps_the_block_from_serving_in_place(tm
                   "}\n")
     match = sites.answering(config, "a.example", 80)[0]
     # nginx would warn "conflicting server name" for b.example on *:443
-    assert not sites.serves_in_place(config, match, 443, ["a.example", "b.example"])
+    assert not https_server.serves_in_place(config, match, 443, ["a.example", "b.example"])
 
 
 def test_in_place_tls_mirrors_each_address_and_changes_no_user_line(tmp_path):
@@ -420,7 +422,7 @@ def test_in_place_tls_mirrors_each_address_and_changes_no_user_line(tmp_path):
               "    server_name a.example;\n    root /srv;\n}\n")
     config = load(tmp_path, source)
     match = sites.answering(config, "a.example", 80)[0]
-    block = sites.make_https_server(config, match, "a.example", 80, 443, None, ["a.example"])
+    block = https_server.make_https_server(config, match, "a.example", 80, 443, None, ["a.example"])
     assert block is match.server.ref
     assert text(config) == source.replace(
         "    server_name", f"    listen 192.0.2.1:443 ssl;  {M}\n    listen [::]:443 ssl;  {M}\n"
@@ -431,8 +433,8 @@ def test_https_copy_of_a_redirect_only_block_has_only_what_https_needs(tmp_path)
     config = load(tmp_path, "server {\n    listen 80;\n    server_name old.example;\n"
                   "    return 301 https://new.example$request_uri;\n}\n")
     server = config.server_blocks()[0]
-    sites.ensure_challenge_location(config, server, "/w", "old.example")
-    copy = sites.make_https_server(config, sites.answering(config, "old.example", 80)[0],
+    challenge_location.ensure_challenge_location(config, server, "/w", "old.example")
+    copy = https_server.make_https_server(config, sites.answering(config, "old.example", 80)[0],
                                    "old.example", 80, 443, None, ["old.example"])
     assert parser.dump_node(copy) == (
         f"server {{  {M}\n    listen 443 ssl;  {M}\n    server_name old.example;  {M}\n"
@@ -444,7 +446,7 @@ def test_a_dual_stack_listen_gets_a_dual_stack_tls_listen(tmp_path):
     # `listen [::]:80 ipv6only=off;` alone takes IPv4 too; so must its TLS listen.
     config = load(tmp_path, "server {\n    listen [::]:80 ipv6only=off;\n"
                   "    server_name a.example;\n    root /srv;\n}\n")
-    block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+    block = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                     "a.example", 80, 443, None, ["a.example"])
     assert f"    listen [::]:443 ssl ipv6only=off;  {M}\n" in parser.dump_node(block)
 
@@ -453,7 +455,7 @@ def test_a_block_without_listen_keeps_answering_on_80(tmp_path):
     # Without a listen directive nginx listens on *:80; a TLS listen alone
     # would end that, so the :80 one is written out first.
     config = load(tmp_path, "server {\n    server_name a.example;\n    root /srv;\n}\n")
-    block = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+    block = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                     "a.example", 80, 443, None, ["a.example"])
     assert parser.dump_node(block) == (f"server {{\n    server_name a.example;\n"
                                        f"    listen 80;  {M}\n    listen 443 ssl;  {M}\n"
@@ -466,7 +468,7 @@ def test_a_copy_keeps_locations_a_user_break_lets_requests_reach(tmp_path):
                   "    if ($uri ~ ^/status) { break; }\n"
                   "    return 301 https://new.example$request_uri;\n"
                   "    location /status { return 200; }\n}\n")
-    copy = sites.make_https_server(config, sites.answering(config, "old.example", 80)[0],
+    copy = https_server.make_https_server(config, sites.answering(config, "old.example", 80)[0],
                                    "old.example", 80, 443, None, ["old.example"])
     assert "location /status" in parser.dump_node(copy)
 
@@ -478,7 +480,7 @@ def test_https_copy_for_fewer_names_writes_out_the_sources_server_name(tmp_path)
                   "    root /srv/$server_name;\n"
                   "    location / { add_header X-Site \"${server_name}\" always;\n"
                   "        set $server_name_x 1; }\n}\n")
-    copy = sites.make_https_server(config, sites.answering(config, "www.main.example", 80)[0],
+    copy = https_server.make_https_server(config, sites.answering(config, "www.main.example", 80)[0],
                                    "www.main.example", 80, 443, None, ["www.main.example"])
     dumped = parser.dump_node(copy)
     assert f"    server_name www.main.example;  {M}" in dumped
@@ -491,7 +493,7 @@ def test_https_copy_for_fewer_names_writes_out_the_sources_server_name(tmp_path)
 def test_https_copy_with_the_same_first_name_keeps_server_name(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n"
                   "    server_name a.example legacy.example;\n    root /srv/$server_name;\n}\n")
-    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+    copy = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                    "a.example", 80, 443, None, ["a.example"])
     assert "root /srv/$server_name;" in parser.dump_node(copy)
 
@@ -506,7 +508,7 @@ def test_https_copy_of_a_block_with_a_partial_self_redirect_is_refused(tmp_path,
     config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example b.example;\n"
                   "    root /srv/a;\n" + redirect + "}\n")
     with pytest.raises(sites.SiteError, match="redirect them to themselves"):
-        sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+        https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                 "a.example", 80, 443, None, ["a.example"])
     assert not config.changed
 
@@ -519,6 +521,6 @@ def test_https_copy_of_a_block_with_a_partial_self_redirect_is_refused(tmp_path,
 def test_https_copy_keeps_a_self_redirect_that_never_applies_over_https(tmp_path, redirect):
     config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example b.example;\n"
                   "    root /srv/a;\n" + redirect + "}\n")
-    copy = sites.make_https_server(config, sites.answering(config, "a.example", 80)[0],
+    copy = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
                                    "a.example", 80, 443, None, ["a.example"])
     assert "return 301 https://$host$request_uri;" in parser.dump_node(copy)
