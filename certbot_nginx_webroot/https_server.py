@@ -136,38 +136,19 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
     HTTP/2.
     """
     node = source.server.ref
-    if redirects.redirects_to_https(config, node, name, to_itself=True):
-        raise sites.SiteError(
-            f"{name} has no server block on port {https_port}, and the one on port "
-            f"{http_port} ({sites.where(node)}) only redirects to HTTPS; add an HTTPS server "
-            "block for it", node=node)
+    _refuse_a_redirect_only_block(config, node, name, http_port, https_port)
     if serves_in_place(config, source, https_port, covered or [name]):
         return add_tls_in_place(config, source, http_port, https_port, http2)
-    keep = [name] if source.kind == lookup.DEFAULT else \
-        [n for n in source.server.names
-         if n == name or certificate_lines.covers(covered, n)] or [name]
-    loop = redirects.redirect_loop_over_https(config, node, keep, https_port)
-    if loop is not None:
-        raise sites.SiteError(
-            f"{name} has no server block on port {https_port}, and the one on port "
-            f"{http_port} ({sites.where(node)}) redirects some requests to https on the same "
-            f"host ({sites.where(loop)}): a copy of it for HTTPS would redirect them to "
-            "themselves; add an HTTPS server block for it", node=loop)
+    keep = _names_of_the_copy(source, name, covered)
+    _refuse_a_redirect_loop(config, node, name, keep, http_port, https_port)
     lines = _tls_listens(config, source, http_port, https_port, http2)
     if http2 == HTTP2_DIRECTIVE and not config.directives(node, "http2"):
         lines.append(f"http2 on;  {edit.MARK}")
-    new_listens = "\n".join(lines)
     newline = config.file_of(node).newline
     holder = config.holder(node)
     index = next(i for i, n in enumerate(holder.children) if n is node)
     copy = edit.copy_after(holder, index, newline)
-    listens = [i for i, n in enumerate(copy.children) if n.name == "listen"]
-    for i in reversed(listens[1:]):
-        edit.remove(copy, i)
-    if listens:
-        edit.replace(copy, listens[0], new_listens, newline, copy.file)
-    else:
-        edit.insert(copy, 0, new_listens, newline, copy.file)
+    _replace_listens(copy, "\n".join(lines), newline)
     if rewrites.locations_unreachable(config, node):
         # Over HTTPS the redirect answers every request before a location
         # is chosen: the copy needs neither locations (the challenge one
@@ -177,18 +158,65 @@ def make_https_server(config: Config, source: lookup.Match, name: str,
             if child.name == "location" or rewrites.is_guard(child):
                 edit.remove(copy, i)
     if keep != list(source.server.names):
-        names = [i for i, n in enumerate(copy.children) if n.name == "server_name"]
-        for i in reversed(names[1:]):
-            edit.remove(copy, i)
-        if names:
-            edit.set_args(copy, names[0], keep)
-        else:
-            edit.insert(copy, 0, f"server_name {' '.join(keep)};  {edit.MARK}", newline,
-                        copy.file)
+        _replace_server_names(copy, keep, newline)
         _keep_server_name_value(copy, source.server.names, keep)
     edit.mark_block(holder, index + 1)  # every line of the copy is one the plugin added
     config.mark_changed(copy)
     return copy
+
+
+def _refuse_a_redirect_only_block(config: Config, node: Node, name: str, http_port: int,
+                                  https_port: int) -> None:
+    """A block that only redirects name to HTTPS cannot be the HTTPS one."""
+    if redirects.redirects_to_https(config, node, name, to_itself=True):
+        raise sites.SiteError(
+            f"{name} has no server block on port {https_port}, and the one on port "
+            f"{http_port} ({sites.where(node)}) only redirects to HTTPS; add an HTTPS server "
+            "block for it", node=node)
+
+
+def _names_of_the_copy(source: lookup.Match, name: str, covered: Sequence[str]) -> List[str]:
+    """The server_names an HTTPS copy of source answers: those the
+    certificate covers (name alone for a catch-all source)."""
+    if source.kind == lookup.DEFAULT:
+        return [name]
+    return [n for n in source.server.names
+            if n == name or certificate_lines.covers(covered, n)] or [name]
+
+
+def _refuse_a_redirect_loop(config: Config, node: Node, name: str, keep: Sequence[str],
+                            http_port: int, https_port: int) -> None:
+    """A copy answering keep over HTTPS must not redirect to itself."""
+    loop = redirects.redirect_loop_over_https(config, node, keep, https_port)
+    if loop is not None:
+        raise sites.SiteError(
+            f"{name} has no server block on port {https_port}, and the one on port "
+            f"{http_port} ({sites.where(node)}) redirects some requests to https on the same "
+            f"host ({sites.where(loop)}): a copy of it for HTTPS would redirect them to "
+            "themselves; add an HTTPS server block for it", node=loop)
+
+
+def _replace_listens(copy: Node, new_listens: str, newline: str) -> None:
+    """The copy's listens become new_listens, in the place of its first."""
+    listens = [i for i, n in enumerate(copy.children) if n.name == "listen"]
+    for i in reversed(listens[1:]):
+        edit.remove(copy, i)
+    if listens:
+        edit.replace(copy, listens[0], new_listens, newline, copy.file)
+    else:
+        edit.insert(copy, 0, new_listens, newline, copy.file)
+
+
+def _replace_server_names(copy: Node, keep: Sequence[str], newline: str) -> None:
+    """The copy's server_name lines become one, for keep."""
+    names = [i for i, n in enumerate(copy.children) if n.name == "server_name"]
+    for i in reversed(names[1:]):
+        edit.remove(copy, i)
+    if names:
+        edit.set_args(copy, names[0], keep)
+    else:
+        edit.insert(copy, 0, f"server_name {' '.join(keep)};  {edit.MARK}", newline,
+                    copy.file)
 
 
 _SERVER_NAME_VARIABLE = re.compile(r"\$(?:\{server_name\}|server_name\b)")
