@@ -39,3 +39,62 @@ def test_a_redirect_of_the_challenge_path_alone_leaves_the_locations_reachable(t
     assert not rewrites.locations_unreachable(config, server)
     assert not rewrites.only_redirects(config, server)
     assert rewrites.may_answer(config, server.children[1], challenge_location.challenge_uri())
+
+
+@pytest.mark.parametrize("directive,expected", [
+    ("return 301 https://$host$request_uri;", True),
+    ("return 404;", True),
+    ("rewrite ^ https://$host$request_uri? permanent;", True),
+    ("rewrite ^/(.*)$ /index.php?q=$1 last;", True),  # rewrites the challenge away
+    ("rewrite ^/old$ /new last;", False),
+    ("if ($host = a.example) { return 301 https://$host$request_uri; }", False),  # conditional
+    ("if ($bad_bot) { return 403; }", False),
+    ("set $x 1;", False),
+])
+def test_answers_every_request(directive, expected):
+    assert rewrites.answers_every_request(parser.parse(directive).children[0]) is expected
+
+
+@pytest.mark.parametrize("condition, values, expected", [
+    ("($host = a.example)", {}, True),
+    ("($host = b.example)", {}, False),
+    ("($host = A.example)", {}, False),  # $host is lower case; = compares bytes
+    ('($host = "a.example")', {}, True),
+    ("($host != b.example)", {}, True),
+    ("($host != a.example)", {}, False),
+    ("($host ~* ^(www\\.)?A\\.example$)", {}, True),
+    ("($host ~ ^www\\.)", {}, False),
+    ("($host !~ ^www\\.)", {}, True),
+    ("($host !~* a)", {}, False),
+    ("($scheme = http)", {}, True),
+    ("($scheme != https)", {}, True),
+    ("($https)", {}, False),
+    ("($https != on)", {}, True),
+    ("($host)", {}, True),
+    ("($server_port = 80)", {"port": 80}, True),
+    ("($server_port = 80)", {"port": 8080}, False),
+    ("($server_port = 80)", {}, False),  # port unknown
+    ("($request_uri ~ ^/admin)", {}, False),
+    ("($uri ~ ^/)", {}, False),
+    ("($args)", {}, False),
+    ("($bad_bot)", {}, False),
+    ("($host = $server_name)", {}, False),
+    ("(-f $request_filename)", {}, False),
+    ("(!-e $request_filename)", {}, False),
+])
+def test_condition_holds_for_every_request_of_the_name(condition, values, expected):
+    node = parser.parse("if %s { return 301 https://x; }" % condition).children[0]
+    parsed = rewrites.if_condition(node)
+    holds = parsed is not None and rewrites.condition_holds(
+        parsed, rewrites.plain_request("a.example", values.get("port")))
+    assert holds is expected
+
+
+@pytest.mark.parametrize("regex, expected", [
+    ("^", True), ("^/", True), ("/", True), ("^(.*)$", True), ("^/(.*)$", True),
+    ("^/(.*)", True), (".*", True), ("^.*$", True), ("(.*)", True), ("^(.+)$", True),
+    ("^/(.+)$", False), ("^/$", False), ("^/admin", False), ("^/(.*)\\.php$", False),
+    ("^$", False), ("^/.*\\$", False),
+])
+def test_matches_every_uri(regex, expected):
+    assert rewrites.matches_every_uri(regex) is expected
