@@ -40,7 +40,8 @@ def test_certificate_listens_finds_the_https_port_from_the_config(tmp_path):
                   "    ssl_certificate /le/a/fullchain.pem; }\n")
     assert certificate_lines.certificate_listens(config, "a.example", "/le/a/fullchain.pem") == [
         ("127.0.0.1", 8443), ("[::1]", 8443), ("*", 9443)]
-    assert certificate_lines.certificate_listens(config, "c.example", "/le/a/fullchain.pem") == [("*", 9443)]
+    assert certificate_lines.certificate_listens(config, "c.example",
+                                                 "/le/a/fullchain.pem") == [("*", 9443)]
     assert certificate_lines.certificate_listens(config, "a.example", "/le/b/fullchain.pem") == []
 
 

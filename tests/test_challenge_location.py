@@ -12,7 +12,8 @@ def test_certbot_style_redirect_block_gets_the_guard_first(tmp_path):
               "    listen 80;\n    server_name a.example;\n"
               "    return 404; # managed by Certbot\n}\n")
     config = load(tmp_path, source)
-    challenge_location.ensure_challenge_location(config, config.server_blocks()[0], "/w", "a.example")
+    challenge_location.ensure_challenge_location(config, config.server_blocks()[0], "/w",
+                                                 "a.example")
     # Every user line stays as it was; the guard goes before the first
     # server-level directive that may answer (the conditional if).
     assert text(config).startswith(

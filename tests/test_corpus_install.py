@@ -110,5 +110,5 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
     again = Config.load(conf)
     for match in sites.answering(again, "example.com", 80):
         challenge_location.ensure_challenge_location(again, match.server.ref, str(tmp_path / "webroot"),
-                                        "example.com")
+                                                     "example.com")
     assert not again.changed

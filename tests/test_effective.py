@@ -202,7 +202,7 @@ def test_the_marked_location_is_adopted_on_the_next_run(tmp_path):
     config.save()
     again = Config.load(config.main_path)
     assert challenge_location.ensure_challenge_location(again, again.server_blocks()[0], "/w",
-                                           "a.example") == ("/w", CHALLENGE_DIR)
+                                                        "a.example") == ("/w", CHALLENGE_DIR)
     assert not again.changed
     assert (tmp_path / "sites.conf").read_text().count(edit.MARK) == 10
 

@@ -34,7 +34,8 @@ def test_listen_http2_only_where_it_changes_no_other_block(tmp_path, other_https
     config = load(tmp_path, other_https + "server {\n    listen 80;\n"
                   "    server_name a.example;\n}\n")
     block = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                    "a.example", 80, 443, build_info.HTTP2_LISTEN, ["a.example"])
+                                           "a.example", 80, 443, build_info.HTTP2_LISTEN,
+                                           ["a.example"])
     assert block is config.server_blocks()[-1]  # the block itself serves HTTPS
     assert parser.dump_node(block).splitlines()[1:3] == ["    listen 80;",
                                                          f"    listen 443 {flags};  {M}"]
@@ -45,11 +46,11 @@ def test_http2_directive_is_per_block_and_not_doubled(tmp_path):
                   "    server_name a.example;\n}\nserver {\n    listen 80;\n"
                   "    server_name b.example;\n    http2 off;\n}\n")
     a = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                "a.example", 80, 443, build_info.HTTP2_DIRECTIVE)
+                                       "a.example", 80, 443, build_info.HTTP2_DIRECTIVE)
     assert parser.dump_node(a).splitlines()[2:4] == [f"    listen 443 ssl;  {M}",
                                                      f"    http2 on;  {M}"]
     b = https_server.make_https_server(config, sites.answering(config, "b.example", 80)[0],
-                                "b.example", 80, 443, build_info.HTTP2_DIRECTIVE)
+                                       "b.example", 80, 443, build_info.HTTP2_DIRECTIVE)
     assert "http2 on" not in parser.dump_node(b)  # the block's own choice is kept
     assert "    http2 off;\n" in parser.dump_node(b)
 
@@ -58,7 +59,7 @@ def test_https_copy_lists_only_the_names_the_certificate_covers(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n"
                   "    server_name a.example legacy.example www.a.example;\n}\n")
     copy = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                   "a.example", 80, 443, None, ["a.example", "*.a.example"])
+                                          "a.example", 80, 443, None, ["a.example", "*.a.example"])
     assert f"    server_name a.example www.a.example;  {M}" in parser.dump_node(copy)
 
 
@@ -66,7 +67,7 @@ def test_https_copy_of_a_redirect_to_another_name_keeps_the_redirect(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n    server_name old.example;\n"
                   "    return 301 https://new.example$request_uri;\n}\n")
     copy = https_server.make_https_server(config, sites.answering(config, "old.example", 80)[0],
-                                   "old.example", 80, 443)
+                                          "old.example", 80, 443)
     assert f"    return 301 https://new.example$request_uri;  {M}" in parser.dump_node(copy)
 
 
@@ -127,7 +128,7 @@ def test_https_copy_of_a_redirect_only_block_has_only_what_https_needs(tmp_path)
     server = config.server_blocks()[0]
     challenge_location.ensure_challenge_location(config, server, "/w", "old.example")
     copy = https_server.make_https_server(config, sites.answering(config, "old.example", 80)[0],
-                                   "old.example", 80, 443, None, ["old.example"])
+                                          "old.example", 80, 443, None, ["old.example"])
     assert parser.dump_node(copy) == (
         f"server {{  {M}\n    listen 443 ssl;  {M}\n    server_name old.example;  {M}\n"
         f"    return 301 https://new.example$request_uri;  {M}\n}}")
@@ -139,7 +140,7 @@ def test_a_dual_stack_listen_gets_a_dual_stack_tls_listen(tmp_path):
     config = load(tmp_path, "server {\n    listen [::]:80 ipv6only=off;\n"
                   "    server_name a.example;\n    root /srv;\n}\n")
     block = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                    "a.example", 80, 443, None, ["a.example"])
+                                           "a.example", 80, 443, None, ["a.example"])
     assert f"    listen [::]:443 ssl ipv6only=off;  {M}\n" in parser.dump_node(block)
 
 
@@ -148,7 +149,7 @@ def test_a_block_without_listen_keeps_answering_on_80(tmp_path):
     # would end that, so the :80 one is written out first.
     config = load(tmp_path, "server {\n    server_name a.example;\n    root /srv;\n}\n")
     block = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                    "a.example", 80, 443, None, ["a.example"])
+                                           "a.example", 80, 443, None, ["a.example"])
     assert parser.dump_node(block) == (f"server {{\n    server_name a.example;\n"
                                        f"    listen 80;  {M}\n    listen 443 ssl;  {M}\n"
                                        "    root /srv;\n}")
@@ -161,7 +162,7 @@ def test_a_copy_keeps_locations_a_user_break_lets_requests_reach(tmp_path):
                   "    return 301 https://new.example$request_uri;\n"
                   "    location /status { return 200; }\n}\n")
     copy = https_server.make_https_server(config, sites.answering(config, "old.example", 80)[0],
-                                   "old.example", 80, 443, None, ["old.example"])
+                                          "old.example", 80, 443, None, ["old.example"])
     assert "location /status" in parser.dump_node(copy)
 
 
@@ -172,8 +173,9 @@ def test_https_copy_for_fewer_names_writes_out_the_sources_server_name(tmp_path)
                   "    root /srv/$server_name;\n"
                   "    location / { add_header X-Site \"${server_name}\" always;\n"
                   "        set $server_name_x 1; }\n}\n")
-    copy = https_server.make_https_server(config, sites.answering(config, "www.main.example", 80)[0],
-                                   "www.main.example", 80, 443, None, ["www.main.example"])
+    source = sites.answering(config, "www.main.example", 80)[0]
+    copy = https_server.make_https_server(config, source, "www.main.example", 80, 443, None,
+                                          ["www.main.example"])
     dumped = parser.dump_node(copy)
     assert f"    server_name www.main.example;  {M}" in dumped
     assert "root /srv/main.example;" in dumped
@@ -186,7 +188,7 @@ def test_https_copy_with_the_same_first_name_keeps_server_name(tmp_path):
     config = load(tmp_path, "server {\n    listen 80;\n"
                   "    server_name a.example legacy.example;\n    root /srv/$server_name;\n}\n")
     copy = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                   "a.example", 80, 443, None, ["a.example"])
+                                          "a.example", 80, 443, None, ["a.example"])
     assert "root /srv/$server_name;" in parser.dump_node(copy)
 
 
@@ -201,7 +203,7 @@ def test_https_copy_of_a_block_with_a_partial_self_redirect_is_refused(tmp_path,
                   "    root /srv/a;\n" + redirect + "}\n")
     with pytest.raises(sites.SiteError, match="redirect them to themselves"):
         https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                "a.example", 80, 443, None, ["a.example"])
+                                       "a.example", 80, 443, None, ["a.example"])
     assert not config.changed
 
 
@@ -214,5 +216,5 @@ def test_https_copy_keeps_a_self_redirect_that_never_applies_over_https(tmp_path
     config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example b.example;\n"
                   "    root /srv/a;\n" + redirect + "}\n")
     copy = https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                   "a.example", 80, 443, None, ["a.example"])
+                                          "a.example", 80, 443, None, ["a.example"])
     assert "return 301 https://$host$request_uri;" in parser.dump_node(copy)

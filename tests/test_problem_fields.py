@@ -54,7 +54,7 @@ def test_a_redirect_only_block_refused_for_https_is_the_node(tmp_path):
     block = config.server_blocks()[0]
     with pytest.raises(sites.SiteError) as err:
         https_server.make_https_server(config, sites.answering(config, "a.example", 80)[0],
-                                "a.example", 80, 443)
+                                       "a.example", 80, 443)
     assert isinstance(err.value, Problem)
     assert err.value.node is block
     assert err.value.where == f"{tmp_path}/sites.conf:1"
@@ -65,7 +65,8 @@ def test_a_certificate_in_a_shared_include_is_the_included_directive(tmp_path):
     config = load(tmp_path, "server {\n    listen 443 ssl;\n    server_name a.example;\n"
                   f"    include {tmp_path}/tls.inc;\n}}\n")
     with pytest.raises(sites.SiteError) as err:
-        certificate_lines.set_certificate(config, config.server_blocks()[0], "/f.pem", "/k.pem", 443)
+        certificate_lines.set_certificate(config, config.server_blocks()[0], "/f.pem", "/k.pem",
+                                          443)
     assert err.value.node.name == "ssl_certificate"
     assert err.value.where == f"{tmp_path}/tls.inc:1"
 

@@ -32,7 +32,7 @@ def test_redirect_on_another_https_port_names_it(tmp_path):
     assert redirects.add_redirect(config, match, 8443, "a.example")
     assert "return 301 https://$host:8443$request_uri;" in text(config)
     assert not redirects.add_redirect(config, sites.answering(config, "a.example", 80)[0], 8443,
-                                  "a.example")
+                                      "a.example")
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -57,4 +57,4 @@ def test_only_a_redirect_of_every_request_counts(tmp_path, body, expected):
     config = load(tmp_path, "server {\n    listen 80;\n    server_name a.example www.a.example;\n"
                   "    %s\n}\n" % body)
     assert redirects.redirects_to_https(config, config.server_blocks()[0], "a.example",
-                                    port=80) is expected
+                                        port=80) is expected
