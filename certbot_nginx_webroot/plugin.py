@@ -89,11 +89,6 @@ def certbot_error(problem: Exception) -> errors.Error:
     return kind(str(problem))
 
 
-def _problem_types() -> tuple:
-    # SiteError is raised by the edit rules; it reads as a Problem.
-    return (problems.Problem, sites.SiteError)
-
-
 def at_the_edge(method: Callable) -> Callable:
     """certbot's interface call method, with the project's errors raised
     as certbot's (the one place they are translated)."""
@@ -101,7 +96,7 @@ def at_the_edge(method: Callable) -> Callable:
     def translated(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
-        except _problem_types() as problem:
+        except problems.Problem as problem:
             raise certbot_error(problem) from problem
     return translated
 

@@ -14,7 +14,9 @@ import pytest
 from acme import challenges
 from certbot import errors
 
-from certbot_nginx_webroot import build_info, edit, plugin, probes, sites, tls
+from certbot_nginx_webroot import (
+    build_info, certificate_lines, challenge_location, edit, own_server, plugin, probes, sites,
+    tls)
 from certbot_nginx_webroot.controllers import NginxError, NotRunning
 from certbot_nginx_webroot.flows import authenticate, batch, golive, owed
 from certbot_nginx_webroot.controllers import local as nginxctl
@@ -319,7 +321,7 @@ def test_location_in_an_included_snippet_is_recognised(tmp_path, fake):
     (root / "snippets/le.inc").write_text(
         "location ^~ /.well-known/acme-challenge/ {\n    root %s;\n}\n" % webroot)
     config = Config.load(str(root / "nginx.conf"))
-    served = sites.served_challenge_dir(config, config.server_blocks()[0], "a.example", "/")
+    served = challenge_location.served_challenge_dir(config, config.server_blocks()[0], "a.example", "/")
     assert served.path == str(webroot / ".well-known/acme-challenge")
 
 
@@ -350,18 +352,18 @@ def test_existing_equivalent_location_means_no_edit(tmp_path, fake, location):
 def test_name_without_any_block_gets_our_own_server(tmp_path, fake):
     root = write_conf(tmp_path, {}, main="events {}\nhttp {\n    server { listen 8080; }\n}\n")
     make_plugin(tmp_path).perform([achall("new.example")])
-    own = (root / sites.OWN_FILE).read_text()
+    own = (root / own_server.OWN_FILE).read_text()
     assert "server_name new.example;" in own and "listen 80;" in own
     main = (root / "nginx.conf").read_text()
     assert main == ("events {}\nhttp {\n    server { listen 8080; }\n    include %s/%s;  %s\n}\n"
-                    % (root, sites.OWN_FILE, edit.MARK))
+                    % (root, own_server.OWN_FILE, edit.MARK))
 
 
 def test_own_server_goes_where_an_include_glob_already_looks(tmp_path, fake):
     root = write_conf(tmp_path, {"x.conf": "server { listen 8080; }\n"})
     before_main = (root / "nginx.conf").read_bytes()
     make_plugin(tmp_path).perform([achall("new.example")])
-    assert "server_name new.example;" in (root / "sites" / sites.OWN_FILE).read_text()
+    assert "server_name new.example;" in (root / "sites" / own_server.OWN_FILE).read_text()
     assert (root / "nginx.conf").read_bytes() == before_main
 
 
@@ -458,7 +460,7 @@ def test_redirect_enhancement_excepts_what_the_challenge_location_serves(tmp_pat
     root = write_conf(tmp_path, {"a.conf": PROXY.replace("a.example;",
                                                          "a.example legacy.example;")})
     config = Config.load(str(root / "nginx.conf"))
-    sites.ensure_challenge_location(config, config.server_blocks()[0], "/w", "a.example")
+    challenge_location.ensure_challenge_location(config, config.server_blocks()[0], "/w", "a.example")
     config.save()
     inst = make_plugin(tmp_path)
     inst.enhance("a.example", "redirect")
@@ -1064,7 +1066,7 @@ def test_the_default_https_block_of_the_site_gets_the_names_it_serves(tmp_path, 
     text = (root / "sites/app.conf").read_text()
     assert text.count("server {") == 2 and text.count(cert) == 1 and "/old.pem" not in text
     config = Config.load(str(root / "nginx.conf"))
-    assert sites.certificate_listens(config, "www.example.com", cert) == [("*", 443)]
+    assert certificate_lines.certificate_listens(config, "www.example.com", cert) == [("*", 443)]
 
 
 def test_a_catch_all_default_https_block_is_not_the_site(tmp_path, fake):

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from acme import challenges
 
-from certbot_nginx_webroot import lookup, probes, sites
+from certbot_nginx_webroot import challenge_location, lookup, own_server, probes, sites
 from certbot_nginx_webroot.controllers import NginxError
 from certbot_nginx_webroot.effective import MappedPath
 from certbot_nginx_webroot.flows.selfcheck import SelfCheck, achall_host
@@ -125,7 +125,7 @@ class Authentication:
         with self.run.editing() as config:
             homeless = [name for name in names if not self._serve_name(config, name, adopted)]
             if homeless:
-                sites.add_own_server(config, homeless, self._webroot_for_nginx(),
+                own_server.add_own_server(config, homeless, self._webroot_for_nginx(),
                                      self.run.options.http_port)
         if not config.changed:
             return False, adopted
@@ -149,13 +149,13 @@ class Authentication:
                 f"asks for {name}'s challenges; add \"listen {name}:{http_port};\" "
                 "to the server block that should answer it")
         root, prefix = self._webroot_for_nginx(), self._nginx_prefix()
-        served_dirs = [sites.ensure_challenge_location(config, m.server.ref, root, name, prefix)
+        served_dirs = [challenge_location.ensure_challenge_location(config, m.server.ref, root, name, prefix)
                        for m in http]
         # HTTPS blocks need the location only for a CA that followed a
         # redirect; where every :80 block serves challenges already, none
         # is followed.
         if not http or None in served_dirs:
-            served_dirs += [sites.ensure_challenge_location(config, m.server.ref, root, name,
+            served_dirs += [challenge_location.ensure_challenge_location(config, m.server.ref, root, name,
                                                             prefix) for m in https]
         for served in served_dirs:
             if served is not None and name not in adopted.setdefault(served, []):

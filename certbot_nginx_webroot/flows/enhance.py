@@ -9,7 +9,7 @@ as nothing to do.
 import logging
 from typing import Any, Callable, Dict, Optional
 
-from certbot_nginx_webroot import sites, tls
+from certbot_nginx_webroot import redirects, sites, tls
 from certbot_nginx_webroot.problems import AlreadyPresent, Problem
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def redirect(run: Any, domain: str, options: Optional[Any]) -> None:
         matches = sites.answering(config, domain, http_port)
         if not matches:
             raise sites.SiteError(f"no server block for {domain} on port {http_port}")
-        added = [sites.add_redirect(config, m, run.options.https_port, domain)
+        added = [redirects.add_redirect(config, m, run.options.https_port, domain)
                  for m in matches]
     if not any(added):
         raise AlreadyPresent(f"{domain} already redirects to HTTPS")

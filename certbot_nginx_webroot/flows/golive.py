@@ -10,7 +10,7 @@ import logging
 import ssl
 from typing import Any, Dict, List, Optional, Tuple
 
-from certbot_nginx_webroot import certificates, probes, sites
+from certbot_nginx_webroot import certificate_lines, certificates, probes
 from certbot_nginx_webroot.controllers import NginxError
 from certbot_nginx_webroot.problems import Misconfigured, Problem
 
@@ -118,7 +118,7 @@ class GoLive:
         not know --https-port, as certbot does not store it), else the blocks
         answering on --https-port."""
         port = self.run.options.https_port
-        targets = sites.certificate_listens(self.run.config(), name,
+        targets = certificate_lines.certificate_listens(self.run.config(), name,
                                             self.run.controller.nginx_path(fullchain))
         if not targets:
             matches = self.run.answering(name, port, use_default=False)

@@ -11,7 +11,9 @@ import logging
 import os
 from typing import Any, Callable, List, Optional, Tuple
 
-from certbot_nginx_webroot import certificates, sites, tls
+from certbot_nginx_webroot import (
+    certificate_lines, certificates, challenge_location, https_server, lookup, placement, sites,
+    tls)
 from certbot_nginx_webroot.config import Config
 from certbot_nginx_webroot.controllers import NginxError
 from certbot_nginx_webroot.problems import Problem
@@ -41,7 +43,7 @@ class Installation:
             covered = certificates.names(cert_path) or [domain]
             key_type = certificates.key_type(key_path) or certificates.key_type(cert_path)
             self._limit_challenge_methods(config, domain)
-            targets = sites.tls_blocks(config, domain, self.run.options.https_port) or \
+            targets = placement.tls_blocks(config, domain, self.run.options.https_port) or \
                 self._new_tls_targets(config, domain, covered)
             placed = []
             for server, port in targets:
@@ -68,20 +70,20 @@ class Installation:
         http_port, https_port = self.run.options.http_port, self.run.options.https_port
         for match in (sites.answering(config, domain, http_port)
                       + sites.answering(config, domain, https_port, use_default=False)):
-            sites.limit_challenge_methods(config, match.server.ref)
+            challenge_location.limit_challenge_methods(config, match.server.ref)
 
     def _install_pair(self, config: Config, server: Any, port: int, fullchain: str,
                       key_path: str, key_type: Optional[str], domain: str,
                       covered: List[str]) -> None:
         local_path = self.run.controller.local_path
-        pairs = sites.certificate_pairs(config, server)
+        pairs = certificate_lines.certificate_pairs(config, server)
         pair = pair_to_replace(pairs, fullchain, key_type, domain, local_path)
         # nginx picks between pairs by what the client supports, not by
         # name: a pair added beside the others is served for every name of
         # the block too, so each must keep working.
         for current, _ in (pairs[pair:pair + 1] if pair < len(pairs) else pairs):
             keep_other_names_working(config, server, current, fullchain, covered, local_path)
-        sites.set_certificate(config, server, fullchain, key_path, port, pair)
+        certificate_lines.set_certificate(config, server, fullchain, key_path, port, pair)
 
     def _own_https_block(self, config: Config, domain: str, server: Any, port: int,
                          covered: List[str]) -> Optional[Any]:
@@ -91,15 +93,15 @@ class Installation:
         new block takes it there); None when there is no such :80 block."""
         http_port, https_port = self.run.options.http_port, self.run.options.https_port
         names = next((s.names for s in config.servers() if s.ref is server), ())
-        rank = sites.lookup.server_rank(domain.lower(), names)
-        if port != https_port or rank is None or rank[0] == sites.lookup.EXACT:
+        rank = lookup.server_rank(domain.lower(), names)
+        if port != https_port or rank is None or rank[0] == lookup.EXACT:
             return None
         source = next((m for m in sites.answering(config, domain, http_port)
-                       if m.kind == sites.lookup.EXACT and m.server.ref is not server), None)
+                       if m.kind == lookup.EXACT and m.server.ref is not server), None)
         if source is None:
             return None
         try:
-            return sites.make_https_server(config, source, domain, http_port, https_port,
+            return https_server.make_https_server(config, source, domain, http_port, https_port,
                                            self._http2_form(), covered)
         except sites.SiteError:
             return None
@@ -117,7 +119,7 @@ class Installation:
            default_server (or first block) of its address, when it is this
            certificate's site: it answers another of its names by name;
         3. the HTTP block itself, given a TLS listen, or a copy of it
-           (sites.make_https_server);
+           (https_server.make_https_server);
         4. when that block only redirects to HTTPS on the same name, the TLS
            block nginx serves domain from on --https-port, default included.
         """
@@ -125,19 +127,19 @@ class Installation:
         http = sites.answering(config, domain, http_port)
         # The block named for the domain is the site; a catch-all that
         # answers it only on another address is not.
-        source = next((m for m in http if m.kind != sites.lookup.DEFAULT),
+        source = next((m for m in http if m.kind != lookup.DEFAULT),
                       http[0] if http else None)
-        sibling = source and sites.tls_block_of_the_site(config, source, domain, covered,
+        sibling = source and placement.tls_block_of_the_site(config, source, domain, covered,
                                                          https_port)
         if sibling is not None:
-            sites.add_server_name(config, sibling, domain)
+            placement.add_server_name(config, sibling, domain)
             return [(sibling, https_port)]
-        defaults = sites.default_tls_blocks(config, domain, https_port)
+        defaults = placement.default_tls_blocks(config, domain, https_port)
         # A :80 block named for domain is its site, which 3. serves; without
         # one (a catch-all answers it), the site is the TLS block that serves
         # domain already.
-        site = [node for node in defaults if sites.answers_another(config, node, domain, covered)]
-        if site and (source is None or source.kind == sites.lookup.DEFAULT):
+        site = [node for node in defaults if placement.answers_another(config, node, domain, covered)]
+        if site and (source is None or source.kind == lookup.DEFAULT):
             return [(node, https_port) for node in site]
         if source is None:
             if defaults:
@@ -146,7 +148,7 @@ class Installation:
                 f"no server block answers {domain} on port {http_port} or "
                 f"{https_port}; add a server block with server_name {domain}")
         try:
-            return [(sites.make_https_server(config, source, domain, http_port, https_port,
+            return [(https_server.make_https_server(config, source, domain, http_port, https_port,
                                              self._http2_form(), covered), https_port)]
         except sites.SiteError:
             if not defaults:
@@ -187,7 +189,7 @@ def pair_to_replace(pairs: List[Tuple[str, Optional[str]]], fullchain: str,
     kinds = [certificates.key_type(local_path(cert)) for cert, _ in pairs]
     for test in (lambda i: os.path.dirname(pairs[i][0]) == lineage,
                  lambda i: kinds[i] == key_type,
-                 lambda i: kinds[i] is None or not sites.covers(
+                 lambda i: kinds[i] is None or not certificate_lines.covers(
                      certificates.names(local_path(pairs[i][0])), domain)):
         found = next((i for i in range(len(pairs)) if test(i)), None)
         if found is not None:
@@ -205,11 +207,11 @@ def keep_other_names_working(config: Config, server: Any, current: str,
         return
     old = certificates.names(local_path(current))
     names = next((s.names for s in config.servers() if s.ref is server), ())
-    lost = [n for n in names if sites.covers(old, n) and not sites.covers(covered, n)]
+    lost = [n for n in names if certificate_lines.covers(old, n) and not certificate_lines.covers(covered, n)]
     # Names the block answers through a wildcard or regex server_name
     # cannot be listed from the block: those of the old certificate's
     # names (a wildcard: hosts it covers) the block matches count.
-    lost += [n for n in sites.answered_certificate_names(names, old, covered)
+    lost += [n for n in certificate_lines.answered_certificate_names(names, old, covered)
              if n not in lost]
     if lost:
         raise sites.SiteError(

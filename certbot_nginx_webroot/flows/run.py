@@ -47,8 +47,7 @@ class Run:
                 self._config = nginx_config.Config.load(self.controller.main_conf)
             except (parser.ParseError, nginx_config.ConfigError) as err:
                 raise Problem(f"cannot read the nginx configuration: {err}",
-                              file=getattr(err, "file", None),
-                              line=getattr(err, "line", None)) from err
+                              file=err.file, line=err.line, node=err.node) from err
         return self._config
 
     def forget_config(self) -> None:
@@ -63,7 +62,7 @@ class Run:
         config = self.config()
         try:
             yield config
-        except (Problem, sites.SiteError):
+        except Problem:
             self.forget_config()
             raise
 

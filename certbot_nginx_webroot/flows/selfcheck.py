@@ -9,7 +9,7 @@ connection that does not start with a PROXY header), again with the header.
 import logging
 from typing import Any, Dict, List, Tuple
 
-from certbot_nginx_webroot import lookup, probes, sites
+from certbot_nginx_webroot import challenge_location, lookup, probes, sites
 from certbot_nginx_webroot.flows.golive import proxied
 from certbot_nginx_webroot.problems import Problem
 
@@ -103,7 +103,7 @@ class SelfCheck:
             for match in self.run.answering(name, self.run.options.http_port):
                 hints += [f"the server-level if at {sites.where(node)} may answer "
                           f"{name}'s challenges" for node in
-                          sites.server_level_ifs(config, match.server.ref)]
+                          challenge_location.server_level_ifs(config, match.server.ref)]
         return ("nginx does not serve the challenge files, so the CA was not asked to "
                 "validate: " + "; ".join(problems + sorted(set(hints))) +
                 f"; the files were written to {', '.join(written)}")
@@ -116,11 +116,11 @@ class SelfCheck:
         serves the files, and this check only spares a failed validation."""
         try:
             config = self.run.config()
-            problems = [sites.ca_kept_out(config, match.server.ref, name)
+            problems = [challenge_location.ca_kept_out(config, match.server.ref, name)
                         for name in names
                         for match in sites.answering(config, name,
                                                      self.run.options.http_port)]
-        except (Problem, sites.SiteError) as err:
+        except Problem as err:
             logger.warning("Not checking that nginx lets the CA in: %s", err)
             return
         problems = [problem for problem in problems if problem]
