@@ -13,6 +13,7 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 from certbot_nginx_webroot import lookup, parser
 from certbot_nginx_webroot.parser import ConfigText, Node
+from certbot_nginx_webroot.problems import Problem
 
 _GLOB_CHARS = frozenset("*?[")
 _MAX_INCLUDE_DEPTH = 32
@@ -22,8 +23,9 @@ _MAX_INCLUDE_DEPTH = 32
 _LOOKUP_DIRECTIVES = ("server_name", "listen", "ssl")
 
 
-class ConfigError(ValueError):
-    """The configuration cannot be read as nginx would read it."""
+class ConfigError(Problem):
+    """The configuration cannot be read as nginx would read it (node: the
+    include directive concerned, when one is)."""
 
 
 class Config:
@@ -60,7 +62,8 @@ class Config:
                 data = f.read()
         except OSError as err:
             origin = f" (included from {where.file}:{where.line})" if where else ""
-            raise ConfigError(f"cannot read {path}{origin}: {err.strerror}") from err
+            raise ConfigError(f"cannot read {path}{origin}: {err.strerror}",
+                              file=None if where else path, node=where) from err
         self.read_digests[path] = hashlib.sha256(data).digest()
         text = parser.decode(data)
         del data  # a large config: one copy at a time
@@ -72,7 +75,7 @@ class Config:
         or through others, would include itself forever: nginx fails on it."""
         if len(chain) > _MAX_INCLUDE_DEPTH:
             raise ConfigError(f"includes nest more than {_MAX_INCLUDE_DEPTH} deep at "
-                              f"{chain[-1].file}:{chain[-1].line}")
+                              f"{chain[-1].file}:{chain[-1].line}", node=chain[-1])
         for node in self.files[path].includes:
             if node.args:
                 for included in self.include_paths(node):
@@ -81,7 +84,7 @@ class Config:
                         links = [*chain, node][stack.index(included):]
                         loop = " -> ".join(f"{link.file}:{link.line}" for link in links)
                         raise ConfigError(f"include loop: {loop} -> {included} includes "
-                                          "itself again; nginx cannot load this")
+                                          "itself again; nginx cannot load this", node=node)
                     if included not in self.files:
                         self.files[included] = self._read(included, node)
                         self._load_includes(included, (*chain, node))
@@ -101,7 +104,7 @@ class Config:
                 found = [pattern]
             else:
                 raise ConfigError(f'include "{node.args[0]}": {pattern} does not exist'
-                                  f" ({node.file}:{node.line})")
+                                  f" ({node.file}:{node.line})", node=node)
             self._included[pattern] = found
         return found
 
@@ -163,7 +166,7 @@ class Config:
                     if listen is not None:
                         listens.append(listen)
                 elif name == "ssl":
-                    ssl_on = ssl_on or args == ["on"]
+                    ssl_on = ssl_on or lookup.is_ssl_on(args)
             # A block without listen answers *:80 (nginx run as root).
             listened = tuple(listens) if has_listen else (lookup.DEFAULT_LISTEN,)
             found.append(lookup.Server(tuple(names), shared_listens.setdefault(listened, listened),
@@ -173,6 +176,11 @@ class Config:
     def directives(self, block: Node, name: str) -> List[Node]:
         """The directives called name directly inside block (includes expanded)."""
         return [node for node in self.expand(block.children) if node.name == name]
+
+    def ssl_on(self, block: Node) -> bool:
+        """Does block say ``ssl on;`` (includes expanded)?  What
+        lookup.Server.ssl_on holds, read from the block as it is now."""
+        return any(lookup.is_ssl_on(node.args) for node in self.directives(block, "ssl"))
 
     def holder(self, target: Node):
         """The block node, or the file, whose children hold target."""
@@ -216,11 +224,11 @@ class Config:
             except FileNotFoundError:
                 now = None
             except OSError as err:
-                raise ConfigError(f"cannot read {path}: {err.strerror}") from err
+                raise ConfigError(f"cannot read {path}: {err.strerror}", file=path) from err
             if now != self.read_digests.get(path):
                 what = "was created" if self.read_digests.get(path) is None else "changed"
                 raise ConfigError(f"{path} {what} on disk while certbot was running; "
-                                  "not overwriting that change")
+                                  "not overwriting that change", file=path)
 
     def save(self) -> List[str]:
         """Write every changed file atomically; returns the paths written.

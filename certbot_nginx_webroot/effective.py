@@ -21,9 +21,10 @@ import re
 import socket
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from certbot_nginx_webroot import lookup
+from certbot_nginx_webroot import lookup, nginx_regex
 from certbot_nginx_webroot.config import Config
 from certbot_nginx_webroot.parser import Node
+from certbot_nginx_webroot.problems import Problem
 
 # Content handlers: a location with one of these does not serve files.
 CONTENT_HANDLERS = ("proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "grpc_pass",
@@ -33,8 +34,9 @@ CONTENT_HANDLERS = ("proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "gr
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
-class Unknown(ValueError):
-    """The configuration does not say something the plugin could act on."""
+class Unknown(Problem):
+    """The configuration does not say something the plugin could act on
+    (node: the directive that leaves it open)."""
 
 
 class LocationMatch(NamedTuple):
@@ -57,17 +59,6 @@ def location_match(node: Node) -> Optional[LocationMatch]:
         if arg.startswith(modifier) and len(arg) > len(modifier):
             return LocationMatch(modifier, arg[len(modifier):])
     return LocationMatch("@" if arg.startswith("@") else "prefix", arg)
-
-
-def pcre(pattern: str, caseless: bool) -> Optional["re.Pattern[str]"]:
-    """A PCRE pattern as a Python one (named groups in Python's spelling);
-    None when Python cannot read it."""
-    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
-    pattern = re.sub(r"\(\?'([A-Za-z_]\w*)'", r"(?P<\1>", pattern)
-    try:
-        return re.compile(pattern, re.IGNORECASE if caseless else 0)
-    except re.error:
-        return None
 
 
 def _locations(config: Config, block: Node) -> List[Tuple[Node, LocationMatch]]:
@@ -107,7 +98,7 @@ def _find(config: Config, block: Node, uri: str) -> Tuple[List[Node], bool]:
             return chain, False
     for node, match in locations:
         if match.kind in ("~", "~*"):
-            rx = pcre(match.pattern, match.kind == "~*")
+            rx = nginx_regex.compile(match.pattern, match.kind == "~*")
             if rx is not None and rx.search(uri):
                 return [node] + _find(config, node, uri)[0], True
     return chain, False
@@ -237,7 +228,7 @@ def server_name_captures(names: List[str], host: str) -> Dict[str, str]:
     if rank is None or rank[0] != lookup.REGEX:
         return {}
     for name in names:
-        rx = pcre(name[1:], True) if name.startswith("~") else None
+        rx = nginx_regex.compile(name[1:], True) if name.startswith("~") else None
         found = rx.search(host) if rx is not None else None
         if found:
             return {key: value or "" for key, value in found.groupdict().items()}
@@ -303,11 +294,11 @@ def document_path(config: Config, server: Node, chain: List[Node], uri: str,
     """
     variables = request_variables(config, server, host)
 
-    def filled(path: str) -> str:
+    def filled(path: str, node: Optional[Node]) -> str:
         def fill(m: "re.Match[str]") -> str:
             name = m.group(1) or m.group(2)
             if name not in variables:
-                raise Unknown(f"the document path {path} depends on ${name}")
+                raise Unknown(f"the document path {path} depends on ${name}", node=node)
             return variables[name]
         return os.path.join(prefix, _VARIABLE.sub(fill, path))
 
@@ -317,8 +308,8 @@ def document_path(config: Config, server: Node, chain: List[Node], uri: str,
             match = location_match(node)
             if match is None or match.kind in ("~", "~*"):
                 raise Unknown(f"the alias at {aliases[0].file}:{aliases[0].line} is in a "
-                              "regex location; its path depends on the match")
-            alias = filled(aliases[0].args[0])
+                              "regex location; its path depends on the match", node=aliases[0])
+            alias = filled(aliases[0].args[0], aliases[0])
             # nginx joins the strings: "alias /srv/x;" for "/p/" maps /p/f to /srv/xf.
             path = os.path.normpath(alias + uri[len(match.pattern):])
             base = os.path.normpath(alias_base(os.path.normpath(alias), match.pattern))
@@ -327,10 +318,11 @@ def document_path(config: Config, server: Node, chain: List[Node], uri: str,
             return MappedPath(base, os.path.relpath(path, base))
         roots = own(config, node, "root")
         if roots and roots[0].args:
-            return MappedPath(os.path.normpath(filled(roots[0].args[0])), uri.lstrip("/"))
+            return MappedPath(os.path.normpath(filled(roots[0].args[0], roots[0])), uri.lstrip("/"))
     roots = inherited(config, scopes(config, server, []), "root")
-    root = roots[0].args[0] if roots and roots[0].args else "html"
-    return MappedPath(os.path.normpath(filled(root)), uri.lstrip("/"))
+    if roots and roots[0].args:
+        return MappedPath(os.path.normpath(filled(roots[0].args[0], roots[0])), uri.lstrip("/"))
+    return MappedPath(os.path.normpath(filled("html", None)), uri.lstrip("/"))
 
 
 def serves_files(config: Config, level: Node, uri_variable: str = "$uri") -> Optional[Node]:

@@ -15,8 +15,10 @@ one of ``listen ADDR:port``, else the wildcard of its family (``listen
 port`` for IPv4, ``listen [::]:port`` for IPv6).
 """
 import ipaddress
-import re
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+from certbot_nginx_webroot import nginx_regex
+from certbot_nginx_webroot.problems import Problem
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -45,18 +47,32 @@ class Server(NamedTuple):
     ssl_on: bool = False  # `ssl on;` (before nginx 1.25.1): every listen is TLS
 
 
+def is_ssl_on(args: Sequence[str]) -> bool:
+    """Do these arguments of an ``ssl`` directive turn it on?  ``ssl on;``
+    (nginx before 1.25.1) makes every listen of its block take TLS."""
+    return list(args) == ["on"]
+
+
+def takes_tls(listen: Listen, server: Server) -> bool:
+    """Does this listen of server take TLS: its ssl flag, or the block's
+    ``ssl on;``?"""
+    return listen.ssl or server.ssl_on
+
+
 class Match(NamedTuple):
     server: Server
     kind: int
     listen: Listen
 
 
-class AmbiguousName(ValueError):
-    """Several server blocks claim the same name on the same address."""
+class AmbiguousName(Problem):
+    """Several server blocks claim the same name on the same address (node:
+    the last of them, the one nginx ignores with "conflicting server name")."""
 
     def __init__(self, name: str, port: int, servers: Sequence[Server]) -> None:
+        super().__init__(f"{name} on port {port} is claimed by several server blocks",
+                         node=servers[-1].ref if servers else None)
         self.servers = list(servers)
-        super().__init__(f"{name} on port {port} is claimed by several server blocks")
 
 
 DEFAULT_LISTEN = Listen("*", 80)
@@ -140,22 +156,12 @@ def wants_proxy_protocol(servers: Sequence[Server], ip: IPAddress, port: int) ->
     return landing is not None and flags[landing]
 
 
-def _regex(pattern: str) -> Optional["re.Pattern[str]"]:
-    # PCRE named groups (?<name>...) and (?'name'...) in Python's spelling.
-    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
-    pattern = re.sub(r"\(\?'([A-Za-z_]\w*)'", r"(?P<\1>", pattern)
-    try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error:
-        return None
-
-
 def name_rank(host: str, server_name: str) -> Optional[Tuple[int, int]]:
     """How well one server_name matches host: (kind, -length), smaller is
     better; None when it does not match."""
     name = server_name.lower()
     if name.startswith("~"):
-        rx = _regex(server_name[1:])
+        rx = nginx_regex.compile(server_name[1:], caseless=True)  # as nginx compiles them
         return (REGEX, 0) if rx is not None and rx.search(host) else None
     if name.startswith("*."):
         return (WILDCARD_HEAD, -len(name)) if host.endswith(name[1:]) else None

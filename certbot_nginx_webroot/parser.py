@@ -39,6 +39,8 @@ import re
 import weakref
 from typing import Iterator, List, Optional, Tuple
 
+from certbot_nginx_webroot.problems import Problem
+
 # Whitespace as nginx sees it: space, tab, CR, LF (not \f or \v).
 _TRIVIA = re.compile(r"(?:[ \t\r\n]+|#[^\n]*)*")
 _TOKEN = re.compile(r"""
@@ -153,14 +155,17 @@ ENCODING = "utf-8"
 ERRORS = "surrogateescape"
 
 
-class ParseError(ValueError):
-    """A syntax error, located like nginx locates it: file and line."""
+class ParseError(Problem):
+    """A syntax error, located like nginx locates it: file and line
+    (``reason`` is nginx's wording without them)."""
 
-    def __init__(self, message: str, path: str, line: int) -> None:
-        super().__init__(f"{message} in {path}:{line}")
-        self.message = message
-        self.path = path
-        self.line = line
+    def __init__(self, reason: str, path: str, line: int) -> None:
+        super().__init__(f"{reason} in {path}:{line}", file=path, line=line)
+        self.reason = reason
+
+    @property
+    def path(self) -> str:
+        return self.file
 
 
 class Node:
@@ -480,8 +485,8 @@ def _parse(text: str, path: str) -> ConfigText:
 def _read_nodes(text: str, path: str, home: Optional["weakref.ref[ConfigText]"],
                 siblings: List[Node], includes: List[Node]) -> str:
     """Parse text as the body of a file: append its nodes to siblings, and
-    its include directives to includes; return the trivia after the last."""
-    n = len(text)
+    its include directives to includes; return the trivia after the last.
+    (One loop, the items of a step inline: it runs a million times.)"""
     stack: List[tuple] = []  # (parent's sibling list, open block node)
     # One string object for each distinct directive text, name, run of
     # whitespace between directives and unparsed body: configs of many sites
@@ -492,7 +497,6 @@ def _read_nodes(text: str, path: str, home: Optional["weakref.ref[ConfigText]"],
     named: dict = {}  # raw text -> (the one copy of it, its name)
     include = share("include", "include")  # names are compared by identity below
     step = _STEP.match
-    trivia = _TRIVIA.match
     pos = 0
     while True:
         m = step(text, pos)
@@ -500,15 +504,10 @@ def _read_nodes(text: str, path: str, home: Optional["weakref.ref[ConfigText]"],
             items = m.groups()
             pos = m.end()
         else:  # not plain words: token by token
-            start = trivia(text, pos).end()
-            if start >= n:
+            read = _token_step(text, pos, path)
+            if read is None:
                 break
-            c = text[start]
-            if c == ";" or c == "{":
-                raise ParseError(f'unexpected "{c}"', path, _line_at(text, start))
-            words, end_at = _read_directive(text, start, path)
-            items = (text[pos:start], text[start:end_at + 1], words[0], None, None, None)
-            pos = end_at + 1
+            items, pos = read
         fields = iter(items)
         for i, (before, raw, name, _, body, close) in enumerate(
                 zip(fields, fields, fields, fields, fields, fields)):
@@ -517,12 +516,8 @@ def _read_nodes(text: str, path: str, home: Optional["weakref.ref[ConfigText]"],
             if "#" not in before:
                 before = share(before, before)
             if close is not None:
-                if not stack:
-                    raise ParseError('unexpected "}"', path,
-                                     _line_at(text, m.start(6 * i + 6) if m else pos))
-                block = stack[-1][1]
-                block._tail = before
-                siblings = stack.pop()[0]
+                siblings = _close_block(stack, before, text, path,
+                                        m.start(6 * i + 6) if m else pos)
                 continue
             known = named.get(raw)
             if known is None:
@@ -537,10 +532,8 @@ def _read_nodes(text: str, path: str, home: Optional["weakref.ref[ConfigText]"],
                 siblings.append(Block(name, raw, before, home, share(body, body)))
             elif name.endswith("_by_lua_block"):
                 # Its body is Lua: what the step read after it is not nginx's.
-                body_at = m.end(6 * i + 2) if m else pos
-                close_at = _lua_body_end(text, body_at, path)
-                siblings.append(LuaBlock(name, raw, before, home, text[body_at:close_at]))
-                pos = close_at + 1
+                pos = _add_lua_block(text, m.end(6 * i + 2) if m else pos, path, siblings,
+                                     LuaBlock(name, raw, before, home))
                 break
             else:
                 block = Block(name, raw, before, home)
@@ -551,8 +544,43 @@ def _read_nodes(text: str, path: str, home: Optional["weakref.ref[ConfigText]"],
                     pos = m.end(6 * i + 2)
                     break
     if stack:
-        raise ParseError('unexpected end of file, expecting "}"', path, _line_at(text, n))
+        raise ParseError('unexpected end of file, expecting "}"', path, _line_at(text, len(text)))
     return text[pos:]
+
+
+def _token_step(text: str, pos: int, path: str) -> Optional[Tuple[tuple, int]]:
+    """One step of the parse read token by token (quotes, escapes, comments
+    inside a directive, ...): the items of _STEP's first step (trivia, raw,
+    name, then None for the rest) and the position after it; None at the
+    end of text."""
+    start = _TRIVIA.match(text, pos).end()
+    if start >= len(text):
+        return None
+    c = text[start]
+    if c == ";" or c == "{":
+        raise ParseError(f'unexpected "{c}"', path, _line_at(text, start))
+    words, end_at = _read_directive(text, start, path)
+    return (text[pos:start], text[start:end_at + 1], words[0], None, None, None), end_at + 1
+
+
+def _close_block(stack: List[tuple], before: str, text: str, path: str, at: int) -> List[Node]:
+    """A "}" at index at of text closes the innermost open block (before is
+    the trivia before it): returns the sibling list to go on with."""
+    if not stack:
+        raise ParseError('unexpected "}"', path, _line_at(text, at))
+    siblings, block = stack.pop()
+    block._tail = before
+    return siblings
+
+
+def _add_lua_block(text: str, body_at: int, path: str, siblings: List[Node],
+                   block: "LuaBlock") -> int:
+    """Append block, a Lua block whose body starts at body_at, with that
+    body; returns the position after its closing brace."""
+    close_at = _lua_body_end(text, body_at, path)
+    block.opaque = text[body_at:close_at]
+    siblings.append(block)
+    return close_at + 1
 
 
 def _read_directive(text: str, pos: int, path: str):

@@ -14,7 +14,7 @@ No certbot here: problems are :class:`sites.SiteError`.
 import os
 from typing import List, Optional, Tuple
 
-from certbot_nginx_webroot import edit, parser, sites
+from certbot_nginx_webroot import edit, lookup, parser, sites
 from certbot_nginx_webroot.config import Config
 from certbot_nginx_webroot.parser import Node
 
@@ -97,15 +97,14 @@ def _after_head(server: Node, also: Tuple[str, ...] = ()) -> int:
 def https_servers(config: Config, name: str, https_port: int) -> List[Node]:
     """The server blocks that answer name (by server_name, not as a
     catch-all) on a TLS listen: on https_port or any port a block listens
-    on with ssl (certbot does not store --https-port)."""
+    on with TLS (certbot does not store --https-port)."""
     ports = {https_port} | {listen.port for server in config.servers()
-                            for listen in server.listens if listen.ssl}
+                            for listen in server.listens if lookup.takes_tls(listen, server)}
     found: List[Node] = []
     for port in sorted(ports):
         for match in sites.answering(config, name, port, use_default=False):
             server = match.server.ref
-            ssl_on = any(n.args == ["on"] for n in config.directives(server, "ssl"))
-            tls = any(listen.port == port and (listen.ssl or ssl_on)
+            tls = any(listen.port == port and lookup.takes_tls(listen, match.server)
                       for listen in match.server.listens)
             if tls and server not in found:
                 found.append(server)
@@ -138,7 +137,7 @@ def ensure_header(config: Config, server: Node, option: str) -> Tuple[bool, List
     """
     if option not in HEADERS:
         raise sites.SiteError(f"unsupported header {option!r}; this plugin sends "
-                              + " and ".join(sorted(HEADERS)))
+                              + " and ".join(sorted(HEADERS)), node=server)
     header, value = HEADERS[option]
     newline = config.file_of(server).newline
     added = False

@@ -114,3 +114,13 @@ def test_the_lookup_does_not_build_server_blocks(tmp_path):
         (("d.example",), [(81, False)], False)]
     assert [s.ref.unparsed is not None for s in servers] == [True, True, False]
     assert parser.dump(config.files[str(main)]) == main.read_text()
+
+
+def test_ssl_on_is_read_through_includes_as_the_lookup_reads_it(tmp_path):
+    main = write(tmp_path, {"nginx.conf": "http {\n    server {\n        listen 443;\n"
+                            "        include ssl.inc;\n    }\n    server { listen 443; ssl off; }\n}\n",
+                            "ssl.inc": "ssl on;\n"})
+    config = Config.load(main)
+    on, off = config.server_blocks()
+    assert config.ssl_on(on) and not config.ssl_on(off)
+    assert [s.ssl_on for s in config.servers()] == [True, False]

@@ -212,15 +212,19 @@ def test_reload_of_a_master_that_has_no_worker_yet_waits_for_it(monkeypatch):
     ])
     seen = []
 
-    def children(pid):
+    def next_children(pid):
         seen.append(next(states))
         return seen[-1]
 
     signals = []
-    monkeypatch.setattr(nginxctl, "children_of", children)
+
+    class StartingMaster(nginxctl.LocalNginx):
+        """A master (pid 100) whose children are the states above."""
+        master_pid = staticmethod(lambda: 100)
+        signal_master = staticmethod(signals.append)
+        children = staticmethod(next_children)
+
     monkeypatch.setattr(nginxctl, "POLL_INTERVAL", 0)
-    monkeypatch.setattr(nginxctl.LocalNginx, "master_pid", lambda self: 100)
-    monkeypatch.setattr(nginxctl.LocalNginx, "signal_master", lambda self, sig: signals.append(sig))
-    nginxctl.LocalNginx("nginx", "/etc/nginx/nginx.conf").reload(timeout=5)
+    StartingMaster("nginx", "/etc/nginx/nginx.conf").reload(timeout=5)
     assert signals == [signal.SIGHUP]
     assert seen[-1] == {102: "nginx: worker process"}  # returned only once 101 was gone

@@ -9,7 +9,8 @@ import pytest
 
 import lab
 from certbot_nginx_webroot.controllers.local import LocalNginx
-from certbot_nginx_webroot import edit, build_info, parser, sites
+from certbot_nginx_webroot import (
+    build_info, certificate_lines, challenge_location, edit, https_server, parser, sites)
 from certbot_nginx_webroot.config import Config
 from conftest import CORPUS
 
@@ -50,9 +51,9 @@ def install_into_h5bp(tmp_path, http2):
     assert [m.server.ref.file for m in http] == [str(root / "conf.d/no-ssl.default.conf")]
     server = http[0].server.ref
     # Its "return 444" would answer first: a guard lets challenges past it.
-    sites.ensure_challenge_location(config, server, str(tmp_path / "webroot"), "example.com")
-    copy = sites.make_https_server(config, http[0], "example.com", 80, 443, http2)
-    sites.set_certificate(config, copy, str(cert), str(key), 443)
+    challenge_location.ensure_challenge_location(config, server, str(tmp_path / "webroot"), "example.com")
+    copy = https_server.make_https_server(config, http[0], "example.com", 80, 443, http2)
+    certificate_lines.set_certificate(config, copy, str(cert), str(key), 443)
     assert config.save() == [str(root / "conf.d/no-ssl.default.conf")]
     return root, conf, before
 
@@ -96,7 +97,7 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
         assert f"listen [::]:443 ssl;  {edit.MARK}" in text
         assert f"listen 443 ssl;  {edit.MARK}\n  http2 on;  {edit.MARK}" in text
     # h5bp's 2 spaces; the user's return stays where it was
-    assert f"\n  if ($uri ~ \"{sites.challenge_uri_pattern()}\") {{  {edit.MARK}\n" \
+    assert f"\n  if ($uri ~ \"{challenge_location.challenge_uri_pattern()}\") {{  {edit.MARK}\n" \
         f"    break;  {edit.MARK}\n  }}  {edit.MARK}\n\n  # (1)\n" in text
     assert "\n  return 444;\n" in text
     # The HTTPS copy of the catch-all holds what HTTPS needs: its return 444
@@ -108,6 +109,6 @@ def test_h5bp_catch_all_gets_the_location_and_a_https_block(tmp_path):
     # looks at HTTPS blocks only when a :80 block lacks the location).
     again = Config.load(conf)
     for match in sites.answering(again, "example.com", 80):
-        sites.ensure_challenge_location(again, match.server.ref, str(tmp_path / "webroot"),
-                                        "example.com")
+        challenge_location.ensure_challenge_location(again, match.server.ref, str(tmp_path / "webroot"),
+                                                     "example.com")
     assert not again.changed

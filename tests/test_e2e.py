@@ -261,7 +261,7 @@ def certbot_version():
 
 
 def move_to_this_plugin(certbot, name, *extra):
-    """The move, as the README gives it: `reconfigure` where certbot has it
+    """The move, as docs/renewals.md gives it: `reconfigure` where certbot has it
     (2.3 and later; no new certificate), else a forced renewal.  Returns
     what the renewal configuration stores."""
     move = ["--cert-name", name, "-a", "nginx-webroot", "-i", "nginx-webroot",

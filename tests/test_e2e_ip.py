@@ -143,7 +143,7 @@ def test_ip_certificate_challenge_goes_to_the_block_answering_the_address(acme, 
 @needs_ip_address
 @pytest.mark.parametrize("addr", ["127.0.0.1", "::1"])
 def test_ip_and_name_issue_and_renew(acme, nginx, addr):
-    """The README's recipe end to end: certonly, the user's HTTPS block, a
+    """The recipe in docs/behaviour.md, end to end: certonly, the user's HTTPS block, a
     deploy hook that reloads; the renewal edits nothing and reloads only
     through the hook.  (A name rides along so that pebble 2.4 puts it, not
     the address, in the CN; see the test above.)"""

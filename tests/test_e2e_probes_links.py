@@ -155,7 +155,7 @@ def test_self_check_speaks_proxy_protocol(acme, nginx, haproxy, behind_balancer)
     assert lab.leaf_der(certbot.live(name)) != previous
     assert nginx.snapshot() == before
     assert nginx.reloads() == reloads
-    # Only the first, plain, request was dropped (as the README says).
+    # Only the first, plain, request was dropped (as docs/faults.md says).
     assert broken_headers(nginx) - dropped == 1
 
 

@@ -3,10 +3,10 @@ inheritance, on the config model (nginx's own behaviour is checked end to
 end in test_e2e)."""
 import pytest
 
-from certbot_nginx_webroot import edit, effective, sites
+from certbot_nginx_webroot import challenge_location, edit, effective, redirects, sites
 from certbot_nginx_webroot.config import Config
 
-URI = sites.challenge_uri()
+URI = challenge_location.challenge_uri()
 CHALLENGE_DIR = ".well-known/acme-challenge"
 
 
@@ -88,7 +88,7 @@ def test_locations_from_an_include_count(tmp_path):
 ])
 def test_document_root_is_inherited_as_nginx_does(tmp_path, server_text, http_extra, expected):
     config, server = load(tmp_path, server_text + "\n", http_extra)
-    assert sites.served_challenge_dir(config, server, "a.example", "/prefix") == \
+    assert challenge_location.served_challenge_dir(config, server, "a.example", "/prefix") == \
         (expected, CHALLENGE_DIR)  # the root is the admin's; below it is checked
 
 
@@ -113,7 +113,7 @@ def test_document_root_is_inherited_as_nginx_does(tmp_path, server_text, http_ex
 ])
 def test_alias(tmp_path, server_text, expected):
     config, server = load(tmp_path, "server { root /srv/site; %s }\n" % server_text)
-    assert sites.served_challenge_dir(config, server, "a.example", "/etc/nginx") == expected
+    assert challenge_location.served_challenge_dir(config, server, "a.example", "/etc/nginx") == expected
 
 
 def test_an_alias_that_does_not_end_as_its_prefix_is_named(tmp_path):
@@ -121,7 +121,7 @@ def test_an_alias_that_does_not_end_as_its_prefix_is_named(tmp_path):
     config, server = load(tmp_path, "server {\n    listen 80;\n"
                           "    location /.well-known/acme-challenge/ { alias /srv/acme; }\n}\n")
     with pytest.raises(sites.SiteError) as err:
-        sites.served_challenge_dir(config, server, "a.example", "/")
+        challenge_location.served_challenge_dir(config, server, "a.example", "/")
     assert "sites.conf:3" in str(err.value) and "/srv/acmenginx-webroot_Probe" in str(err.value)
 
 
@@ -136,7 +136,7 @@ def test_an_alias_that_does_not_end_as_its_prefix_is_named(tmp_path):
 def test_a_challenge_location_that_does_not_serve_files_is_refused(tmp_path, location, message):
     config, server = load(tmp_path, "server {\n    listen 80;\n    %s\n}\n" % location)
     with pytest.raises(sites.SiteError) as err:
-        sites.served_challenge_dir(config, server, "a.example", "/")
+        challenge_location.served_challenge_dir(config, server, "a.example", "/")
     assert "sites.conf:3" in str(err.value) and message in str(err.value)
 
 
@@ -145,7 +145,7 @@ def test_a_well_known_proxy_is_not_adopted_and_ours_wins(tmp_path):
     # challenge path alone.
     config, server = load(tmp_path, "server {\n    listen 80;\n"
                           "    location /.well-known/ { proxy_pass http://b; }\n}\n")
-    assert sites.ensure_challenge_location(config, server, "/w", "a.example") is None
+    assert challenge_location.ensure_challenge_location(config, server, "/w", "a.example") is None
     assert chosen(config, server) == ["^~ /.well-known/acme-challenge/"]
 
 
@@ -154,7 +154,7 @@ def test_a_challenge_location_a_regex_shadows_is_named(tmp_path):
                           "    location /.well-known/acme-challenge/ { root /srv; }\n"
                           "    location ~ /\\. { deny all; }\n}\n")
     with pytest.raises(sites.SiteError) as err:
-        sites.ensure_challenge_location(config, server, "/w", "a.example")
+        challenge_location.ensure_challenge_location(config, server, "/w", "a.example")
     assert "sites.conf:3" in str(err.value) and "sites.conf:4" in str(err.value)
     assert "location ^~ /.well-known/acme-challenge/" in str(err.value)
     assert not config.changed
@@ -174,7 +174,7 @@ def test_the_challenge_location_alone_is_opened(tmp_path, protection, http_extra
         tmp_path, "server {\n    listen 80;\n    %s\n    location / { root /srv; }\n}\n"
         % protection, http_extra,
         files={"protect.inc": 'auth_basic "x";\ndeny 192.0.2.0/24;\ndeny all;\n'})
-    sites.ensure_challenge_location(config, server, "/w", "a.example")
+    challenge_location.ensure_challenge_location(config, server, "/w", "a.example")
     location = effective.select_location(config, server, URI)[-1]
     lines = [n.raw for n in location.children][6:]  # after the plugin's own six
     assert lines == opening
@@ -191,18 +191,18 @@ def test_redirects_to_https_reads_includes_and_host_conditions(tmp_path):
                           "    include r.inc;\n}\n",
                           files={"r.inc": "if ($host = b.example) { rewrite ^ https://b.example"
                                           "$request_uri permanent; }\n"})
-    assert sites.redirects_to_https(config, server, "a.example")
-    assert sites.redirects_to_https(config, server, "b.example")
-    assert not sites.redirects_to_https(config, server, "c.example")
+    assert redirects.redirects_to_https(config, server, "a.example")
+    assert redirects.redirects_to_https(config, server, "b.example")
+    assert not redirects.redirects_to_https(config, server, "c.example")
 
 
 def test_the_marked_location_is_adopted_on_the_next_run(tmp_path):
     config, server = load(tmp_path, "server {\n    listen 80;\n    location / {}\n}\n")
-    assert sites.ensure_challenge_location(config, server, "/w", "a.example") is None
+    assert challenge_location.ensure_challenge_location(config, server, "/w", "a.example") is None
     config.save()
     again = Config.load(config.main_path)
-    assert sites.ensure_challenge_location(again, again.server_blocks()[0], "/w",
-                                           "a.example") == ("/w", CHALLENGE_DIR)
+    assert challenge_location.ensure_challenge_location(again, again.server_blocks()[0], "/w",
+                                                        "a.example") == ("/w", CHALLENGE_DIR)
     assert not again.changed
     assert (tmp_path / "sites.conf").read_text().count(edit.MARK) == 10
 
@@ -249,7 +249,7 @@ def test_access_in_a_location_as_nginx_merges_it(tmp_path, server_text, location
                           % (server_text, location_text))
     chain = effective.select_location(config, server, URI)
     assert bool(effective.access(config, effective.scopes(config, server, chain))) == kept_out
-    problem = sites.ca_kept_out(config, server, "a.example")
+    problem = challenge_location.ca_kept_out(config, server, "a.example")
     assert (problem is not None) == kept_out
     if kept_out:
         assert "the location at" in problem and "sites.conf:4" in problem
@@ -279,14 +279,14 @@ def test_root_variables_have_nginxs_values(tmp_path, root, host, expected):
     config, server = load(tmp_path, "server {\n    listen 80;\n"
                           "    server_name Example.com www.example.com;\n    root %s;\n"
                           "    location /.well-known/acme-challenge/ {}\n}\n" % root)
-    assert sites.served_challenge_dir(config, server, host, "/") == (expected, CHALLENGE_DIR)
+    assert challenge_location.served_challenge_dir(config, server, host, "/") == (expected, CHALLENGE_DIR)
 
 
 def test_root_with_hostname_is_the_machines_name(tmp_path):
     config, server = load(tmp_path, "server {\n    listen 80;\n    server_name x.example;\n"
                           "    root /srv/$hostname;\n"
                           "    location /.well-known/acme-challenge/ {}\n}\n")
-    assert sites.served_challenge_dir(config, server, "x.example", "/") == \
+    assert challenge_location.served_challenge_dir(config, server, "x.example", "/") == \
         (f"/srv/{effective.machine_hostname()}", CHALLENGE_DIR)
 
 
@@ -301,7 +301,7 @@ def test_root_with_server_name_captures(tmp_path, names, root, host, expected):
     config, server = load(tmp_path, "server {\n    listen 80;\n    server_name %s;\n"
                           "    root %s;\n    location /.well-known/acme-challenge/ {}\n}\n"
                           % (names, root))
-    assert sites.served_challenge_dir(config, server, host, "/") == (expected, CHALLENGE_DIR)
+    assert challenge_location.served_challenge_dir(config, server, host, "/") == (expected, CHALLENGE_DIR)
 
 
 def test_captures_are_not_set_when_a_plain_name_chose_the_block(tmp_path):
@@ -310,5 +310,5 @@ def test_captures_are_not_set_when_a_plain_name_chose_the_block(tmp_path):
                           "    root /home/$user;\n"
                           "    location /.well-known/acme-challenge/ {}\n}\n")
     with pytest.raises(sites.SiteError) as err:
-        sites.served_challenge_dir(config, server, "www.example", "/")
+        challenge_location.served_challenge_dir(config, server, "www.example", "/")
     assert "$user" in str(err.value) and "sites.conf:5" in str(err.value)

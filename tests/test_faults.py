@@ -20,7 +20,8 @@ from certbot import errors
 
 import lab
 from certbot_nginx_webroot import config as nginx_config
-from test_plugin import PROXY, FakeNginx, achall, make_plugin, snapshot, write_conf
+from test_plugin import fake  # noqa: F401 - a fixture
+from test_plugin import PROXY, achall, make_plugin, snapshot, write_conf
 
 
 
@@ -311,11 +312,6 @@ def test_two_concurrent_runs_lose_no_edit(acme, nginx):
 
 
 # -- faults in the plugin's own writing (nginx faked) -------------------------
-
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
-    return FakeNginx(monkeypatch, str(tmp_path / "nginx"))
-
 
 def test_a_rename_failing_half_way_through_two_files_restores_both(
         tmp_path, fake, monkeypatch):

@@ -180,3 +180,12 @@ def test_a_block_on_two_addresses_is_reported_with_the_first_address_of_the_conf
 def test_wants_proxy_protocol(listens, ip, port, expected):
     servers = [_server(["a"], *specs) for specs in listens]
     assert wants_proxy_protocol(servers, ip_address(ip), port) is expected
+
+
+def test_a_listen_takes_tls_by_its_flag_or_the_blocks_ssl_on():
+    from certbot_nginx_webroot.lookup import is_ssl_on, takes_tls
+    plain, flagged = Listen("*", 443), Listen("*", 443, ssl=True)
+    assert takes_tls(flagged, Server(("a",), (flagged,)))
+    assert not takes_tls(plain, Server(("a",), (plain,)))
+    assert takes_tls(plain, Server(("a",), (plain,), ssl_on=True))
+    assert is_ssl_on(["on"]) and not is_ssl_on(["off"]) and not is_ssl_on([])

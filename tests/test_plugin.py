@@ -14,7 +14,11 @@ import pytest
 from acme import challenges
 from certbot import errors
 
-from certbot_nginx_webroot import edit, plugin, probes, sites, tls
+from certbot_nginx_webroot import (
+    build_info, certificate_lines, challenge_location, edit, own_server, plugin, probes, sites,
+    tls)
+from certbot_nginx_webroot.controllers import NginxError, NotRunning
+from certbot_nginx_webroot.flows import authenticate, batch, golive, owed
 from certbot_nginx_webroot.controllers import local as nginxctl
 from certbot_nginx_webroot.config import Config
 
@@ -26,7 +30,11 @@ def nginx_v(version, http2):
 
 
 class FakeNginx:
-    def __init__(self, monkeypatch, conf_dir):
+    """nginx and the network, faked.  The plugin is handed it as its probes
+    (net) and, through a FakeController, as its nginx (see make_plugin).
+    Its probes are the real ones but fetch; a test sets another on it."""
+
+    def __init__(self, conf_dir):
         self.conf_dir = conf_dir
         self.tests = 0
         self.reloads = 0
@@ -36,24 +44,20 @@ class FakeNginx:
         self.running = True
         self.version_output = nginx_v("1.22.1", http2=True)  # what `nginx -V` prints
         self.proxy_protocol_ports = set()  # drop a connection without a PROXY header
-        monkeypatch.setattr(nginxctl.LocalNginx, "binary", lambda s: "/usr/sbin/nginx")
-        monkeypatch.setattr(nginxctl.LocalNginx, "build_info",
-                            lambda s: nginxctl.parse_build_info(self.version_output))
-        monkeypatch.setattr(nginxctl.LocalNginx, "test", self.test)
-        monkeypatch.setattr(nginxctl.LocalNginx, "reload", self.reload)
-        monkeypatch.setattr(nginxctl.LocalNginx, "master_pid", self.master_pid)
-        monkeypatch.setattr(probes, "fetch", self.fetch)
+        self.served_certificate = probes.served_certificate
+        self.first_certificate_der = probes.first_certificate_der
+        self.is_local_address = probes.is_local_address
 
     def test(self, *_):
         self.tests += 1
         if self.broken:
-            raise nginxctl.NginxError(self.broken)
+            raise NginxError(self.broken)
         if self.fail_test and edit.MARK in self._loaded():
-            raise nginxctl.NginxError(self.fail_test)
+            raise NginxError(self.fail_test)
 
     def master_pid(self, *_):
         if not self.running:
-            raise nginxctl.NotRunning("nginx is not running (no live master in pid file x)")
+            raise NotRunning("nginx is not running (no live master in pid file x)")
         return 1
 
     def reload(self, *_):
@@ -69,6 +73,9 @@ class FakeNginx:
         return text
 
     def fetch(self, host, addr, port, path, timeout=5.0, proxy_protocol=False):
+        return self.serve(host, addr, port, path, timeout, proxy_protocol)
+
+    def serve(self, host, addr, port, path, timeout=5.0, proxy_protocol=False):
         if port in self.proxy_protocol_ports and not proxy_protocol:
             raise http.client.RemoteDisconnected("Remote end closed connection without response")
         if "acme-challenge" not in self.serving:
@@ -81,6 +88,38 @@ class FakeNginx:
             return 404, b""
 
 
+class FakeController(nginxctl.LocalNginx):
+    """The local controller with the process control of a FakeNginx."""
+
+    def __init__(self, fake, ctl, conf_path):
+        super().__init__(ctl, conf_path)
+        self.fake = fake
+
+    def binary(self):
+        return "/usr/sbin/nginx"
+
+    def build_info(self):
+        return build_info.parse_build_info(self.fake.version_output)
+
+    def test(self):
+        self.fake.test()
+
+    def reload(self, timeout=30.0):
+        self.fake.reload()
+
+    def master_pid(self):
+        return self.fake.master_pid()
+
+
+FAKES = {}  # tmp_path -> the FakeNginx of the test using it
+
+
+def new_process():
+    """What a new certbot process starts with: no batch, no state read."""
+    batch.BATCH.clear()
+    owed.reset()
+
+
 def make_plugin(tmp_path, **conf):
     values = dict(
         nginx_webroot_server_root=str(tmp_path / "nginx"),
@@ -91,7 +130,11 @@ def make_plugin(tmp_path, **conf):
         in_progress_dir=str(tmp_path / "work/progress"), strict_permissions=False,
         dry_run=False)
     values.update(conf)
-    return plugin.NginxWebroot(types.SimpleNamespace(**values), "nginx-webroot")
+    fake = FAKES.get(str(tmp_path))
+    handed = {} if fake is None else dict(net=fake, controller=FakeController(
+        fake, values["nginx_webroot_ctl"],
+        os.path.join(values["nginx_webroot_server_root"], "nginx.conf")))
+    return plugin.NginxWebroot(types.SimpleNamespace(**values), "nginx-webroot", **handed)
 
 
 def write_conf(tmp_path, sites, main=None):
@@ -127,8 +170,10 @@ PROXY = """server {
 
 
 @pytest.fixture
-def fake(monkeypatch, tmp_path):
-    return FakeNginx(monkeypatch, str(tmp_path / "nginx"))
+def fake(tmp_path):
+    FAKES[str(tmp_path)] = FakeNginx(str(tmp_path / "nginx"))
+    yield FAKES[str(tmp_path)]
+    del FAKES[str(tmp_path)]
 
 
 def test_first_run_inserts_the_location_once_and_reloads_once(tmp_path, fake):
@@ -158,7 +203,7 @@ def test_renewal_needs_no_parse_edit_or_reload(tmp_path, fake):
     auth = make_plugin(tmp_path)
     auth.perform([achall("a.example", 2)])
     assert (fake.tests, fake.reloads) == (2, 1)  # still only the first run's
-    assert auth._config is None  # never parsed
+    assert not auth._run.parsed  # never parsed
     assert snapshot(root) == before
 
 
@@ -230,9 +275,9 @@ def test_redirect_only_block_gets_a_guard_and_keeps_its_return(tmp_path, fake):
 def test_refusal_after_the_edit_leaves_no_edit_behind(tmp_path, fake, monkeypatch):
     root = write_conf(tmp_path, {"a.conf": PROXY})
     before = snapshot(root)
-    monkeypatch.setattr(probes, "fetch", lambda *a, **k: (401, b"auth"))
+    monkeypatch.setattr(fake, "fetch", lambda *a, **k: (401, b"auth"))
     inst = make_plugin(tmp_path)
-    monkeypatch.setattr(plugin, "SELF_CHECK_TIMEOUT", 0)
+    monkeypatch.setattr(authenticate, "SELF_CHECK_TIMEOUT", 0)
     with pytest.raises(errors.PluginError) as err:
         inst.perform([achall("a.example")])
     assert "HTTP 401" in str(err.value)
@@ -276,7 +321,7 @@ def test_location_in_an_included_snippet_is_recognised(tmp_path, fake):
     (root / "snippets/le.inc").write_text(
         "location ^~ /.well-known/acme-challenge/ {\n    root %s;\n}\n" % webroot)
     config = Config.load(str(root / "nginx.conf"))
-    served = sites.served_challenge_dir(config, config.server_blocks()[0], "a.example", "/")
+    served = challenge_location.served_challenge_dir(config, config.server_blocks()[0], "a.example", "/")
     assert served.path == str(webroot / ".well-known/acme-challenge")
 
 
@@ -307,18 +352,18 @@ def test_existing_equivalent_location_means_no_edit(tmp_path, fake, location):
 def test_name_without_any_block_gets_our_own_server(tmp_path, fake):
     root = write_conf(tmp_path, {}, main="events {}\nhttp {\n    server { listen 8080; }\n}\n")
     make_plugin(tmp_path).perform([achall("new.example")])
-    own = (root / sites.OWN_FILE).read_text()
+    own = (root / own_server.OWN_FILE).read_text()
     assert "server_name new.example;" in own and "listen 80;" in own
     main = (root / "nginx.conf").read_text()
     assert main == ("events {}\nhttp {\n    server { listen 8080; }\n    include %s/%s;  %s\n}\n"
-                    % (root, sites.OWN_FILE, edit.MARK))
+                    % (root, own_server.OWN_FILE, edit.MARK))
 
 
 def test_own_server_goes_where_an_include_glob_already_looks(tmp_path, fake):
     root = write_conf(tmp_path, {"x.conf": "server { listen 8080; }\n"})
     before_main = (root / "nginx.conf").read_bytes()
     make_plugin(tmp_path).perform([achall("new.example")])
-    assert "server_name new.example;" in (root / "sites" / sites.OWN_FILE).read_text()
+    assert "server_name new.example;" in (root / "sites" / own_server.OWN_FILE).read_text()
     assert (root / "nginx.conf").read_bytes() == before_main
 
 
@@ -415,7 +460,7 @@ def test_redirect_enhancement_excepts_what_the_challenge_location_serves(tmp_pat
     root = write_conf(tmp_path, {"a.conf": PROXY.replace("a.example;",
                                                          "a.example legacy.example;")})
     config = Config.load(str(root / "nginx.conf"))
-    sites.ensure_challenge_location(config, config.server_blocks()[0], "/w", "a.example")
+    challenge_location.ensure_challenge_location(config, config.server_blocks()[0], "/w", "a.example")
     config.save()
     inst = make_plugin(tmp_path)
     inst.enhance("a.example", "redirect")
@@ -461,7 +506,7 @@ def test_get_all_names_lists_plain_names(tmp_path, fake):
 def test_restart_reloads_only_when_something_changed(tmp_path, fake, monkeypatch):
     write_conf(tmp_path, {"a.conf": PROXY})
     inst = make_plugin(tmp_path)
-    monkeypatch.setattr(inst, "_wait_certificates_live", lambda: None)
+    monkeypatch.setattr(inst._golive, "wait_certificates_live", lambda: None)
     inst.restart()
     inst.restart()
     assert fake.reloads == 1
@@ -491,8 +536,8 @@ def test_a_program_that_is_not_http_is_reported_as_the_cause(tmp_path, fake, mon
 
     def not_http(host, addr, port, path, timeout=5.0, proxy_protocol=False):
         raise http.client.BadStatusLine("SSH-2.0-OpenSSH_9.2")
-    monkeypatch.setattr(probes, "fetch", not_http)
-    monkeypatch.setattr(plugin, "SELF_CHECK_TIMEOUT", 0.1)
+    monkeypatch.setattr(fake, "fetch", not_http)
+    monkeypatch.setattr(authenticate, "SELF_CHECK_TIMEOUT", 0.1)
     with pytest.raises(errors.PluginError) as err:
         make_plugin(tmp_path).perform([achall("a.example")])
     assert "via 192.0.2.1:80: BadStatusLine: SSH-2.0-OpenSSH_9.2" in str(err.value)
@@ -523,9 +568,9 @@ def test_rollback_after_a_failed_live_check_restores_and_restarts_cleanly(
     before = snapshot(root)
     fullchain = tmp_path / "fullchain.pem"
     fullchain.write_text("")
-    monkeypatch.setattr(plugin, "LIVE_TIMEOUT", 0.2)
-    monkeypatch.setattr(probes, "first_certificate_der", lambda path: b"new")
-    monkeypatch.setattr(probes, "served_certificate", lambda *a, **k: b"old")
+    monkeypatch.setattr(golive, "LIVE_TIMEOUT", 0.2)
+    monkeypatch.setattr(fake, "first_certificate_der", lambda path: b"new")
+    monkeypatch.setattr(fake, "served_certificate", lambda *a, **k: b"old")
     inst = make_plugin(tmp_path)
     inst.deploy_cert("a.example", "/le/cert.pem", "/le/key.pem", None, str(fullchain))
     inst.save("Deployed ACME Certificate")
@@ -572,7 +617,7 @@ def test_dry_run_on_first_use_serves_the_location_then_undoes_it(tmp_path, fake)
 def test_dry_run_refusal_is_the_real_runs_and_leaves_nothing(tmp_path, fake, monkeypatch):
     root = write_conf(tmp_path, {"a.conf": PROXY})
     before = snapshot(root)
-    monkeypatch.setattr(probes, "fetch", lambda *args, **kwargs: (403, b"forbidden"))
+    monkeypatch.setattr(fake, "fetch", lambda *args, **kwargs: (403, b"forbidden"))
     messages = []
     for dry_run in (True, False):
         with pytest.raises(errors.PluginError) as err:
@@ -613,7 +658,7 @@ def test_a_second_run_cannot_take_the_server_root_lock(tmp_path, fake):
 
 
 def test_every_added_line_is_marked_and_user_lines_stay(tmp_path, fake):
-    # What the README promises about the marker, line by line.
+    # What docs/behaviour.md promises about the marker, line by line.
     source = ("server {\n    listen 80;\n    server_name a.example;\n\n"
               "    # the app\n    location / {\n        proxy_pass http://127.0.0.1:8080;"
               "  # keep\n    }\n}\n")
@@ -716,9 +761,9 @@ def test_ip_address_challenge_is_asked_at_the_address_with_it_as_host(
         "listen 80;", "listen [::]:80 default_server;").replace("a.example", "b.example")})
     asked = []
     fetch = fake.fetch
-    monkeypatch.setattr(probes, "fetch", lambda host, addr, port, path, timeout=5.0, proxy_protocol=False: (
+    monkeypatch.setattr(fake, "fetch", lambda host, addr, port, path, timeout=5.0, proxy_protocol=False: (
         asked.append((host, addr, port)), fetch(host, addr, port, path))[1])
-    monkeypatch.setattr(probes, "is_local_address", lambda ip: local)
+    monkeypatch.setattr(fake, "is_local_address", lambda ip: local)
     root = tmp_path / "nginx"
     before = snapshot(root)
     make_plugin(tmp_path).perform([achall("::1")])
@@ -810,7 +855,7 @@ def test_renewals_of_two_lineages_for_one_name_are_both_checked(tmp_path, fake, 
     def served_certificate(sni, addr, port, timeout=5.0, key_type=None, proxy_protocol=False):
         asked.append(key_type)
         return served[key_type]
-    monkeypatch.setattr(probes, "served_certificate", served_certificate)
+    monkeypatch.setattr(fake, "served_certificate", served_certificate)
     inst = make_plugin(tmp_path)
     for fullchain in (rsa[0], ecdsa[0]):
         inst.renew_deploy(types.SimpleNamespace(fullchain_path=fullchain,
@@ -823,7 +868,7 @@ def test_renewals_of_two_lineages_for_one_name_are_both_checked(tmp_path, fake, 
     served["rsa"] = b"old"
     inst.renew_deploy(types.SimpleNamespace(fullchain_path=rsa[0], names=lambda: ["a.example"],
                                             lineagename="x"))
-    monkeypatch.setattr(plugin, "LIVE_TIMEOUT", 0.1)
+    monkeypatch.setattr(golive, "LIVE_TIMEOUT", 0.1)
     with pytest.raises(errors.PluginError) as err:
         inst.restart()
     assert f"does not serve {rsa[0]} for a.example" in str(err.value)
@@ -843,8 +888,8 @@ def test_a_tls13_only_block_is_not_a_failed_rsa_check(tmp_path, fake, monkeypatc
         err = ssl.SSLError(1, "alert")
         err.reason = reason_now[0]
         raise err
-    monkeypatch.setattr(probes, "served_certificate", served_certificate)
-    monkeypatch.setattr(plugin, "LIVE_TIMEOUT", 0.1)
+    monkeypatch.setattr(fake, "served_certificate", served_certificate)
+    monkeypatch.setattr(golive, "LIVE_TIMEOUT", 0.1)
     reason_now = ["TLSV1_ALERT_PROTOCOL_VERSION"]  # nginx refuses TLS 1.2
     inst = make_plugin(tmp_path)
     inst.renew_deploy(types.SimpleNamespace(fullchain_path=rsa[0], names=lambda: ["a.example"],
@@ -925,7 +970,7 @@ def test_a_dropped_self_check_without_proxy_protocol_in_the_config_says_so(
     claim one was."""
     write_conf(tmp_path, {"a.conf": PROXY})
     fake.proxy_protocol_ports.add(80)
-    monkeypatch.setattr(plugin, "SELF_CHECK_TIMEOUT", 0.1)
+    monkeypatch.setattr(authenticate, "SELF_CHECK_TIMEOUT", 0.1)
     with pytest.raises(errors.PluginError) as err:
         make_plugin(tmp_path).perform([achall("a.example")])
     assert "via 127.0.0.1:80: RemoteDisconnected" in str(err.value)
@@ -1021,7 +1066,7 @@ def test_the_default_https_block_of_the_site_gets_the_names_it_serves(tmp_path, 
     text = (root / "sites/app.conf").read_text()
     assert text.count("server {") == 2 and text.count(cert) == 1 and "/old.pem" not in text
     config = Config.load(str(root / "nginx.conf"))
-    assert sites.certificate_listens(config, "www.example.com", cert) == [("*", 443)]
+    assert certificate_lines.certificate_listens(config, "www.example.com", cert) == [("*", 443)]
 
 
 def test_a_catch_all_default_https_block_is_not_the_site(tmp_path, fake):
@@ -1093,21 +1138,21 @@ def test_a_reload_an_earlier_renew_run_owed_is_made_by_the_next(tmp_path, fake, 
     renewals = tmp_path / "le/renewal"
     renewals.mkdir(parents=True)
     (renewals / "a.conf").write_text("")
-    monkeypatch.setattr(probes, "served_certificate", lambda *args, **kwargs: (
+    monkeypatch.setattr(fake, "served_certificate", lambda *args, **kwargs: (
         probes.first_certificate_der(new[0]) if served_already or fake.reloads else old))
-    state = str(tmp_path / "work" / plugin.renewal_run.STATE_NAME)
+    state = str(tmp_path / "work" / owed.STATE_NAME)
     os.makedirs(os.path.dirname(state))
-    key = ("nginx", str(tmp_path / "nginx/nginx.conf"))
-    plugin.renewal_run.reset()
-    plugin.renewal_run.remember(state, key, ["a.example"], new[0])  # then killed
-    plugin.renewal_run.reset()  # the next run: nothing due
+    key = ("local", "nginx", str(tmp_path / "nginx/nginx.conf"))
+    new_process()
+    owed.remember_at(state, key, ["a.example"], new[0])  # then killed
+    new_process()  # the next run: nothing due
     lineage = types.SimpleNamespace(fullchain_path=new[0], names=lambda: ["a.example"],
                                     lineagename="a")
     inst = make_plugin(tmp_path, verb="renew", renewal_configs_dir=str(renewals), certname=None)
     try:
         inst.generic_updates(lineage)
     finally:
-        plugin.renewal_run.reset()
+        new_process()
     assert fake.reloads == (0 if served_already else 1)
     assert not os.path.exists(state)
     make_plugin(tmp_path, verb="renew", renewal_configs_dir=str(renewals),

@@ -11,14 +11,9 @@ from certbot import errors
 
 from certbot_nginx_webroot import edit, parser, sites, tls
 from certbot_nginx_webroot.config import Config
-from test_plugin import FakeNginx, make_plugin, write_conf
+from test_plugin import fake, make_plugin, write_conf  # noqa: F401 - fake is a fixture
 
 import lab
-
-
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
-    return FakeNginx(monkeypatch, str(tmp_path / "nginx"))
 
 
 def load(tmp_path, site, http=""):

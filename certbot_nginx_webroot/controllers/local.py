@@ -41,6 +41,7 @@ class LocalNginx:
         self.main_conf = conf_path
         self.identity = ("local", ctl, conf_path)
         self._build_info: Optional[BuildInfo] = None
+        self._pid_path: Optional[Tuple[Tuple[int, int, int], str]] = None  # (main file's stat, path)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "LocalNginx":
@@ -115,7 +116,18 @@ class LocalNginx:
     def pid_path(self) -> str:
         """The pid file: the main file's ``pid`` directive, else the compiled
         default.  Only the main file is read, so a broken file elsewhere
-        cannot stop a reload."""
+        cannot stop a reload; it is read again only when it changed (a
+        reload checks the master three times)."""
+        try:
+            st = os.stat(self.conf_path)
+        except OSError as err:
+            raise NginxError(f"cannot read {self.conf_path}: {err}") from err
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._pid_path is None or self._pid_path[0] != stamp:
+            self._pid_path = (stamp, self._read_pid_path())
+        return self._pid_path[1]
+
+    def _read_pid_path(self) -> str:
         try:
             main = parser.parse_file(self.conf_path)
         except (OSError, parser.ParseError) as err:
@@ -168,6 +180,11 @@ class LocalNginx:
             os.close(pidfd)
         return pid
 
+    @staticmethod
+    def children(pid: int) -> Dict[int, str]:
+        """The master's children and their titles (see children_of)."""
+        return children_of(pid)
+
     def reload(self, timeout: float = 30.0) -> None:
         """SIGHUP the master and wait until the new configuration is the only
         one taking connections: new workers have started (the master starts
@@ -178,15 +195,15 @@ class LocalNginx:
         # A master that has just started listens before it forks its
         # workers; measured from then, its first worker would pass for a
         # new one.  So wait for a worker before signalling.
-        current = children_of(pid)
+        current = self.children(pid)
         while not any("worker process" in title for title in current.values()) \
                 and time.monotonic() < deadline:
             time.sleep(POLL_INTERVAL)
-            current = children_of(pid)
+            current = self.children(pid)
         before = set(current)
         self.signal_master(signal.SIGHUP)
         while time.monotonic() < deadline:
-            now = children_of(pid)
+            now = self.children(pid)
             if set(now) - before and all("shutting down" in now[old]
                                          for old in before if old in now):
                 return
