@@ -16,8 +16,8 @@ Inside run Debian's nginx and Debian's sshd (host keys and authorized key
 made by the lab).  The client side has its own key, known_hosts and ssh
 configuration file (``Fleet.ssh_config``, for ``ssh -F``): never the user's
 ~/.ssh.  HAProxy (Debian's) listens where pebble validates http-01 (the
-lab's HTTP_PORT) and on HTTPS_PORT, round robin to every node's 80 (HTTP)
-and 443 (TCP).
+lab's HTTP_PORT) and on HTTPS_PORT, round robin to the same ports of
+every node (HTTP, and TCP for HTTPS).
 
 Everything is started by pid, with the lab's process as the parent that
 takes it down (PR_SET_PDEATHSIG): killing a node's init kills every process
@@ -38,8 +38,11 @@ import lab
 
 SUBNET = "10.231"  # node i: SUBNET.i.2; the lab's end of its link: SUBNET.i.1
 MAX_NODES = 5
-NODE_HTTP = 80
-NODE_HTTPS = 443
+# Each node listens on the ports certbot is told (--http-01-port,
+# --https-port), as behind a balancer that forwards a port to the same port
+# of every node: the plugin edits and probes a node's blocks on those ports.
+NODE_HTTP = lab.HTTP_PORT
+NODE_HTTPS = lab.HTTPS_PORT
 SSHD = "/usr/sbin/sshd"
 
 # The node's nginx: everything under the node directory, which each node

@@ -39,7 +39,7 @@ with OpenSsh(options=["-F", {ssh_config!r}], share_connections=True) as runner:
         SshDirectory(runner, node, {webroot!r}).put(token, validation.encode())
 # every node asked directly, at its own address, as the self-check will
 for address in {addresses!r}:
-    url = "http://%s/{uri_root}/%s" % (address, token)
+    url = "http://%s:{port}/{uri_root}/%s" % (address, token)
     with urllib.request.urlopen(url, timeout=5) as answer:
         served = answer.read().decode()
     if served != validation:
@@ -80,7 +80,7 @@ def test_pebble_issues_through_the_balancer_with_the_file_on_every_node(acme, fl
         webroot=os.path.join(fleet.view, "webroot"),
         nodes=[node.name for node in fleet.nodes],
         addresses=[node.address for node in fleet.nodes],
-        uri_root=challenges.HTTP01.URI_ROOT_PATH))
+        uri_root=challenges.HTTP01.URI_ROOT_PATH, port=fleetlab.NODE_HTTP))
     certbot = lab.Certbot(str(tmp_path / "certbot"), acme, None)
     proc = certbot.run("certonly", "--manual", "--preferred-challenges", "http",
                        "--manual-auth-hook", f"{sys.executable} {hook}",

@@ -10,14 +10,15 @@ remote shell checks each directory for a symlink before it enters it with
 and the ``cd`` is not excluded (only sh runs on the node).  Directories
 made for the files are removed again when empty.
 
-Every command goes through the runner handed in (controllers/ssh.OpenSsh).
+Every command goes through the runner handed in (controllers/openssh.OpenSsh,
+whose failures are Problems; a store imports no controller).
 """
 import re
 from typing import Any, Dict, List
 
 from acme import challenges
 
-from certbot_nginx_webroot.controllers.openssh import SshError, last_line
+from certbot_nginx_webroot.problems import Problem
 from certbot_nginx_webroot.stores import ChallengeStoreError
 
 # What an ACME token is made of (base64url): it names a file, so nothing
@@ -53,6 +54,13 @@ exit 0
 """
 
 
+def last_line(stderr: bytes) -> str:
+    """The remote command's own complaint: its last line of error output."""
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()
+             if line.strip()]
+    return lines[-1] if lines else "no error message"
+
+
 class SshDirectory:
     """The challenge files of one run in webroot/subdirectory on the node
     that destination names (paths as the node names them)."""
@@ -75,7 +83,7 @@ class SshDirectory:
             proc = self.runner.run(self.destination,
                                    ["sh", "-c", PUT_SCRIPT, "sh", self.webroot, token,
                                     *self.parts], stdin=content)
-        except SshError as err:
+        except Problem as err:  # the runner's (ssh itself failed)
             raise ChallengeStoreError(f"cannot write {where}: {err}") from err
         for line in proc.stdout.decode(errors="replace").splitlines():
             if line.startswith("made "):
@@ -97,7 +105,7 @@ class SshDirectory:
             if self._made:
                 self.runner.run(self.destination, ["sh", "-c", "rmdir -- \"$@\" 2>/dev/null; "
                                                    "exit 0", "sh", *reversed(self._made)])
-        except SshError:
+        except Problem:
             pass  # the node went away: its files stay, as a local removal that fails
         self._contents.clear()
         self._made = []
