@@ -48,6 +48,9 @@ authenticate = _lazy_module("certbot_nginx_webroot.flows.authenticate")
 batch = _lazy_module("certbot_nginx_webroot.flows.batch")
 controllers = _lazy_module("certbot_nginx_webroot.controllers")
 enhance_flow = _lazy_module("certbot_nginx_webroot.flows.enhance")
+fleet_flows = _lazy_module("certbot_nginx_webroot.flows.fleet")
+node_flows = _lazy_module("certbot_nginx_webroot.flows.node")
+openssh = _lazy_module("certbot_nginx_webroot.controllers.openssh")
 golive = _lazy_module("certbot_nginx_webroot.flows.golive")
 install = _lazy_module("certbot_nginx_webroot.flows.install")
 owed = _lazy_module("certbot_nginx_webroot.flows.owed")
@@ -154,8 +157,179 @@ class Checkpoints:
             raise problems.Problem(f"{context}: {err}") from err
 
 
-class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewDeployer,
-                   interfaces.GenericUpdater):
+class _FleetEdge:
+    """The edge for several nginx nodes behind a load balancer (issue 23),
+    mixed into NginxWebroot: when nodes are named (--nginx-webroot-node),
+    certbot's calls listed in FLEET_CALLS go to the _fleet_<name> methods
+    here (fleet_aware), which hand them to flows/fleet.py."""
+
+    @classmethod
+    def _add_fleet_arguments(cls, add: Callable[..., None]) -> None:
+        # append: repeatable; certbot stores the list in the renewal
+        # configuration and hands it back through this type (node_option).
+        add("node", action="append", type=node_option, default=None, metavar="DEST",
+            help="an nginx node behind your load balancer, as an ssh destination "
+                 "(user@host, or a Host of your ssh configuration); repeat it for every "
+                 "node. Challenge files, configuration edits and certificates then go to "
+                 "every node over ssh, and --nginx-webroot-server-root, -ctl and -path "
+                 "name the nodes' paths")
+        add("ssh-config", default=None, type=os.path.abspath, metavar="FILE",
+            help="ssh configuration file for reaching the nodes (ssh -F); by default "
+                 "the user's own")
+
+    def _nodes(self) -> List[str]:
+        """The nodes named, as ssh destinations."""
+        return node_list(getattr(self.config, self.dest("node"), None))
+
+    def _fleet_wired(self) -> Any:
+        """The flows over every node: one NodeRun per node, its controller
+        one per process (shared ssh connections, closed at exit)."""
+        if self._flows is None:
+            options = RunOptions(self.config, self.dest("path"))
+            runs = [node_flows.NodeRun(options, self._node_controller(node),
+                                       self._net or probes, say)
+                    for node in self._nodes()]
+            store = stores.get("ssh")
+            self._flows = fleet_flows.FleetFlows(
+                runs, lambda run: functools.partial(store, run.controller.runner,
+                                                    run.destination),
+                self._tls_snippet, self._in_renew_run)
+        return self._flows
+
+    def _node_controller(self, node: str) -> Any:
+        if self._given_controller is not None:  # tests: a callable node -> controller
+            return self._given_controller(node)
+        ssh_config = self.conf("ssh-config")
+        runner_key = ("ssh-runner", ssh_config)
+        if runner_key not in _CONTROLLERS:
+            runner = openssh.OpenSsh(options=["-F", ssh_config] if ssh_config else [],
+                                     share_connections=True)
+            atexit.register(runner.close)
+            _CONTROLLERS[runner_key] = runner
+        conf = os.path.join(self.conf("server-root"), "nginx.conf")
+        key = ("ssh", node, conf, self.conf("ctl"), ssh_config)
+        if key not in _CONTROLLERS:
+            _CONTROLLERS[key] = controllers.get("ssh")(node, conf, self.conf("ctl"),
+                                                       runner=_CONTROLLERS[runner_key])
+        return _CONTROLLERS[key]
+
+    @at_the_edge
+    def _fleet_prepare(self) -> None:
+        """Every node reachable and its host key known, before the CA is
+        asked and before any node is touched (flows/fleet.FleetFlows.check)."""
+        self._wired().check()
+        if self._renewing_as_installer():
+            domains = getattr(self.config, "domains", None) or []
+            self._remember_owed_reload([str(n) for n in domains])
+        try:
+            self._tls_snippet(False)
+        except problems.Problem as err:
+            logger.warning("%s", err)
+
+    def _fleet_recover_interrupted_run(self) -> None:
+        """Nothing: the nodes' edits are not certbot's checkpoints (flows/node.py)."""
+
+    @at_the_edge
+    def _fleet_get_all_names(self) -> Iterable[str]:
+        return self._wired().all_names()
+
+    @at_the_edge
+    def _fleet_enhance(self, domain: str, enhancement: str,
+                       options: Optional[Any] = None) -> None:
+        self._wired().enhance(enhance_flow.enhance, domain, enhancement, options)
+
+    @at_the_edge
+    def _fleet_save(self, title: Optional[str] = None, temporary: bool = False) -> None:
+        self._wired().save(title or "nginx-webroot changes", temporary)
+
+    def _fleet_rolled_back(self) -> None:
+        self._wired().recover()
+
+    def _fleet_config_test(self) -> None:
+        try:
+            self._wired().test()
+        except controllers.NginxError as err:
+            raise errors.MisconfigurationError(str(err)) from err
+
+    def _fleet_renew_deploy(self, lineage: interfaces.RenewableCert, *args: Any,
+                            **kwargs: Any) -> None:
+        self._lineage = lineage.lineagename
+        self._wired().expect(lineage.fullchain_path, list(lineage.names()))
+
+    @at_the_edge
+    def _fleet_restart(self) -> None:
+        """During certbot renew every node waits for the end of the run
+        (one reload per node, flows/batch.py); else each node goes live now."""
+        fleet = self._wired()
+        if fleet.live():
+            return
+        if self._lineage is not None and self._in_renew_run():
+            for fullchain, names in fleet.expected().items():
+                self._remember_owed_reload(names, fullchain)
+            if fleet.defer(self._lineage):
+                atexit.register(_flush_at_exit)
+            return
+        fleet.go_live()
+
+    def _fleet_remember_owed_reload(self, names: List[str],
+                                    fullchain: Optional[str] = None) -> None:
+        """One entry per node: each node owes the reload until it serves it."""
+        runs = self._wired().runs
+        path = owed.state_path(runs[0])
+        try:
+            for run in runs:
+                owed.remember_at(path, run.controller.identity, names, fullchain)
+        except OSError as err:
+            raise errors.PluginError(f"cannot record the nginx reloads this renewal needs "
+                                     f"in {path}: {err}") from err
+
+    def _fleet_honour_owed_reload(self, lineage: interfaces.RenewableCert) -> None:
+        """An earlier run renewed lineage and some node did not get it
+        (down, killed run): that node gets the files, a reload and the
+        check at the end of this run, even when nothing is due."""
+        fullchain, names = lineage.fullchain_path, list(lineage.names())
+        behind = []
+        for run in self._wired().runs:
+            if not owed.left_at(owed.state_path(run), run.controller.identity,
+                                fullchain, names):
+                continue
+            try:
+                served = golive.GoLive(run).lineage_served(fullchain, names)
+            except problems.Problem:
+                served = False
+            if served:
+                owed.forget(run, {fullchain: names})
+                continue
+            behind.append(run.destination)
+            if batch.BATCH.add(run, lineage.lineagename, {fullchain: names}):
+                atexit.register(_flush_at_exit)
+        if behind:
+            say(f"{', '.join(behind)} did not get {lineage.lineagename}, which an earlier "
+                "run renewed; bringing it up to date in this run")
+
+
+# certbot's calls (and the edge's own steps) the fleet answers when nodes are named.
+FLEET_CALLS = ("_wired", "prepare", "_recover_interrupted_run", "get_all_names", "enhance",
+               "save", "_rolled_back", "config_test", "renew_deploy", "restart",
+               "_remember_owed_reload", "_honour_owed_reload")
+
+
+def fleet_aware(cls: type) -> type:
+    """cls with each of FLEET_CALLS going to its _fleet_ method when
+    nodes are named, and to the local nginx's method otherwise."""
+    for name in FLEET_CALLS:
+        def call(self: Any, *args: Any, _local: Callable = getattr(cls, name),
+                 _fleet: str = "_fleet_" + name.lstrip("_"), **kwargs: Any) -> Any:
+            if self._nodes():
+                return getattr(self, _fleet)(*args, **kwargs)
+            return _local(self, *args, **kwargs)
+        setattr(cls, name, functools.wraps(getattr(cls, name))(call))
+    return cls
+
+
+@fleet_aware
+class NginxWebroot(_FleetEdge, common.Installer, interfaces.Authenticator,
+                   interfaces.RenewDeployer, interfaces.GenericUpdater):
     """nginx-webroot: http-01 through a persistent webroot location; installs
     certificates and reloads nginx without downtime."""
 
@@ -170,6 +344,7 @@ class NginxWebroot(common.Installer, interfaces.Authenticator, interfaces.RenewD
         add("ctl", default="nginx", help="nginx binary, a name on PATH or a path")
         add("path", default="/var/www/_letsencrypt", type=os.path.abspath,
             help="directory the challenge location serves files from")
+        cls._add_fleet_arguments(add)
 
     def __init__(self, *args: Any, controller: Any = None, net: Any = None,
                  **kwargs: Any) -> None:
@@ -484,6 +659,29 @@ class _Flows:
 
     def __init__(self, **flows: Any) -> None:
         self.__dict__.update(flows)
+
+
+def node_option(value: Any) -> Any:
+    """The type of --nginx-webroot-node: one destination from the command
+    line; the stored list when certbot reads the renewal configuration back
+    (it casts the whole stored value with the option's type)."""
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value]
+    return str(value)
+
+
+def node_list(value: Any) -> List[str]:
+    """The nodes an option value names: a destination, a list of them, or
+    comma-separated ones (a hand-edited renewal configuration), each once."""
+    if not value:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    found: List[str] = []
+    for item in items:
+        for node in str(item).split(","):
+            if node.strip() and node.strip() not in found:
+                found.append(node.strip())
+    return found
 
 
 def last_lineage(renewal_configs_dir: str, certname: Optional[str]) -> Optional[str]:

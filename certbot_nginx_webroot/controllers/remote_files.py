@@ -12,7 +12,7 @@ and root's for a key.  A failed write removes its temporary file.
 Every command goes through the runner handed in (see ssh.OpenSsh), so tests
 can run these same scripts without ssh.
 """
-from typing import Any
+from typing import Any, Dict, List
 
 from certbot_nginx_webroot.controllers.openssh import last_line
 from certbot_nginx_webroot.problems import Problem
@@ -46,6 +46,23 @@ READ_SCRIPT = r"""[ -e "$1" ] || { echo "no file $1" >&2; exit 3; }
 exec cat -- "$1"
 """
 
+# "$@" the paths: for each, its size on a line of its own, then its bytes.
+READ_MANY_SCRIPT = r"""for f in "$@"; do
+    s=$(wc -c < "$f") || exit 3
+    printf '%s\n' "$((s))"
+    head -c "$s" -- "$f"
+done
+"""
+
+# $1 a path: removed if it is a regular file (never through a symlink).
+REMOVE_SCRIPT = r"""[ -L "$1" ] || [ ! -f "$1" ] || rm -f -- "$1"
+"""
+
+# $1 a directory: made with its parents (mode 0755), as root keeps them.
+MKDIR_SCRIPT = r"""umask 022
+mkdir -p -- "$1"
+"""
+
 KEY_MODE = 0o600
 ROOT = "0:0"
 
@@ -69,6 +86,28 @@ class RemoteFiles:
                                   f"{last_line(proc.stderr)}")
         return proc.stdout
 
+    def read_many(self, paths: List[str]) -> Dict[str, bytes]:
+        """Each of paths, in one command: path -> its bytes."""
+        if not paths:
+            return {}
+        proc = self.runner.run(self.destination, ["sh", "-c", READ_MANY_SCRIPT, "sh", *paths])
+        if proc.returncode != 0:
+            raise RemoteFileError(f"cannot read the files of {self.destination}: "
+                                  f"{last_line(proc.stderr)}")
+        return split_sized(proc.stdout, paths, self.destination)
+
+    def remove(self, path: str) -> None:
+        proc = self.runner.run(self.destination, ["sh", "-c", REMOVE_SCRIPT, "sh", path])
+        if proc.returncode != 0:
+            raise RemoteFileError(f"cannot remove {path} on {self.destination}: "
+                                  f"{last_line(proc.stderr)}")
+
+    def make_directory(self, path: str) -> None:
+        proc = self.runner.run(self.destination, ["sh", "-c", MKDIR_SCRIPT, "sh", path])
+        if proc.returncode != 0:
+            raise RemoteFileError(f"cannot make {path} on {self.destination}: "
+                                  f"{last_line(proc.stderr)}")
+
     def write(self, path: str, data: bytes, new_mode: int = 0o644) -> None:
         """Replace path with data, keeping its mode and owner; a new file
         gets new_mode and the ssh user as owner."""
@@ -86,3 +125,17 @@ class RemoteFiles:
         if proc.returncode != 0:
             raise RemoteFileError(f"cannot write {path} on {self.destination}: "
                                   f"{last_line(proc.stderr)}")
+
+
+def split_sized(data: bytes, paths: List[str], destination: str) -> Dict[str, bytes]:
+    """READ_MANY_SCRIPT's output: per path, "size\\n" then that many bytes."""
+    found: Dict[str, bytes] = {}
+    at = 0
+    for path in paths:
+        end = data.find(b"\n", at)
+        size = data[at:end]
+        if end < 0 or not size.isdigit() or end + 1 + int(size) > len(data):
+            raise RemoteFileError(f"cannot read {path} on {destination}: short answer")
+        found[path] = data[end + 1:end + 1 + int(size)]
+        at = end + 1 + int(size)
+    return found

@@ -125,6 +125,14 @@ def address_of(config: Mapping[str, str]) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+DUMPED_FILE = re.compile(r"^# configuration file (.+):$", re.M)
+
+
+def dumped_paths(text: str) -> list:
+    """The files ``nginx -T`` printed (each once, in nginx's reading order)."""
+    return list(dict.fromkeys(DUMPED_FILE.findall(text)))
+
+
 LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$")
 
 
@@ -173,6 +181,19 @@ class SshNginx:
         if proc.returncode != 0:
             raise NginxError(f"{self.destination}: nginx -t failed: "
                              f"{_first_problem(self._text(proc))}")
+
+    def config_files(self) -> Dict[str, bytes]:
+        """Every file of the node's configuration, as nginx reads it: the
+        paths ``nginx -T`` names (its own include resolution), then their
+        exact bytes (nginx -T's copy is not byte-exact)."""
+        proc = self._run(self.ctl, "-c", self.conf_path, "-T")
+        if proc.returncode != 0:
+            raise NginxError(f"{self.destination}: nginx -T failed: "
+                             f"{_first_problem(self._text(proc))}")
+        try:
+            return self.files.read_many(dumped_paths(proc.stdout.decode(errors="replace")))
+        except RemoteFileError as err:
+            raise NginxError(str(err)) from err
 
     def build_info(self) -> BuildInfo:
         if self._build_info is None:

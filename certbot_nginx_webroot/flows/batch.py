@@ -83,6 +83,7 @@ def reload_once(run: Any, lineages: List[str], expected: Expected) -> None:
     golive.expected.update(expected)
     reloaded = False
     try:
+        run.deliver(expected)
         run.controller.test()
         golive.reload()
         reloaded = True
@@ -94,8 +95,8 @@ def reload_once(run: Any, lineages: List[str], expected: Expected) -> None:
                 "nginx keeps serving the previous ones until the problem is fixed and "
                 "it is reloaded")
         raise Problem(
-            f"renewed {len(lineages)} certificate(s) ({', '.join(lineages)}) but nginx "
-            f"does not serve them: {err}; {then}") from err
+            f"renewed {len(lineages)} certificate(s) ({', '.join(lineages)}) but nginx"
+            f"{run.where} does not serve them: {err}; {then}") from err
     owed.forget(run, expected)  # served: the reload is no longer owed
 
 

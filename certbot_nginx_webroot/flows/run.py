@@ -44,11 +44,24 @@ class Run:
         """The parsed configuration, read once per run and edited in memory."""
         if self._config is None:
             try:
-                self._config = nginx_config.Config.load(self.controller.main_conf)
+                self._config = self._load()
             except (parser.ParseError, nginx_config.ConfigError) as err:
-                raise Problem(f"cannot read the nginx configuration: {err}",
+                raise Problem(f"cannot read the nginx configuration{self.where}: {err}",
                               file=err.file, line=err.line, node=err.node) from err
         return self._config
+
+    # Where this run's nginx is, in a message ("" for this machine's; a
+    # node's run says " on <node>").
+    where = ""
+
+    def _load(self) -> nginx_config.Config:
+        return nginx_config.Config.load(self.controller.main_conf)
+
+    def deliver(self, expected: Dict[str, List[str]]) -> None:
+        """Put the certificates expected (fullchain -> names) where this
+        nginx reads them, before it is tested and reloaded: nothing to do
+        here, an nginx on this machine reads certbot's own files (a node's
+        run copies them, flows/node.py)."""
 
     def forget_config(self) -> None:
         """Drop the tree: the files are as they were (undone), or were never

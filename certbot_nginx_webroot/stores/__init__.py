@@ -41,6 +41,7 @@ class ChallengeStore(Protocol):
 # name -> "module:Class", imported only when chosen.
 REGISTRY = {
     "local": "certbot_nginx_webroot.stores.local:LocalDirectory",
+    "ssh": "certbot_nginx_webroot.stores.ssh:SshDirectory",
 }
 
 
