@@ -283,6 +283,11 @@ class Node:
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name,
              "-f", self.local("ssh/ssh_host_ed25519_key"))
         self.write("ssh/sshd_config", SSHD_CONFIG.replace("{client}", self.fleet.client))
+        return self.boot()
+
+    def boot(self) -> "Node":
+        """Start the node's namespaces, nginx and sshd on the files it has
+        (a machine booting again after stop(): its files are kept)."""
         self._start_namespaces()
         self._link()
         self.run(lab.nginx_binary(), "-c", self.conf)
@@ -367,6 +372,8 @@ class Node:
         # it) in its own time; the lab's end goes now.
         subprocess.run(["ip", "link", "del", self.link], capture_output=True)
         self.init = None
+        self.init_pid = 0
+        self.sshd = None
 
     def reloads(self) -> int:
         """SIGHUPs the node's master has received (from its error log)."""
