@@ -78,8 +78,9 @@ class FleetFlows:
     stopping the run)."""
 
     def __init__(self, runs: List[NodeRun], make_store: Callable[[NodeRun], Any],
-                 tls_snippet: Callable[[bool], str], renewing: Callable[[], bool]) -> None:
-        self.nodes = [Node(run, make_store(run), tls_snippet) for run in runs]
+                 tls_snippet: Callable[[bool], str], renewing: Callable[[], bool],
+                 make_node: Callable[..., Node] = Node) -> None:
+        self.nodes = [make_node(run, make_store(run), tls_snippet) for run in runs]
         self.tls_snippet = tls_snippet
         self.renewing = renewing
         self.down: List[str] = []  # nodes left out of this run (neither ssh nor HTTP)

@@ -95,7 +95,10 @@ class NodeRun(Run):
             files.write(remote, data)
 
     def deliver(self, expected: Dict[str, List[str]]) -> None:
-        """Each lineage's fullchain and key (certbot's live directory)."""
+        """Each lineage's fullchain and key (certbot's live directory),
+        copied only when the node's configuration passes nginx -t as found:
+        a node that fails it is left untouched (and named by the caller)."""
+        self.controller.test()
         for fullchain in sorted(expected):
             self.send(fullchain)
             self.send(os.path.join(os.path.dirname(fullchain), KEY_NAME), key=True)
