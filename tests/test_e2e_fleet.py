@@ -230,3 +230,32 @@ def test_an_unknown_host_key_stops_the_run_before_the_ca_and_any_node(fleet, cer
     assert not os.path.exists(tmp_path / "certbot" / "config" / "accounts")  # no CA asked
     assert [node_files(node) for node in fleet.nodes] == before
     assert [node.reloads() for node in fleet.nodes] == reloads
+
+
+def test_a_node_that_refuses_leaves_every_node_as_it_was(fleet, certbot):
+    """All or nothing across nodes: the first run for a new name edits
+    node1 and node2, then node3's configuration fails nginx (an admin's typo
+    on that node only): node1 and node2 get their files back, the CA is not
+    asked to validate, and the error names node3."""
+    second = "second.fleet.example"
+    for node in fleet.nodes:
+        node.write("nginx/sites/second.conf", SITE.replace(
+            "fleet.example www.fleet.example", second))
+        node.run(lab.nginx_binary(), "-c", node.conf, "-s", "reload")
+    third = fleet.nodes[2]
+    third.write("nginx/sites/typo.conf", "server {\n    listen {address}:{http};\n"
+                                         "    server_nmae typo.example;\n}\n")
+    before = [node_files(node) for node in fleet.nodes]
+    try:
+        proc = certbot.run("certonly", "-a", "nginx-webroot", *fleet_args(fleet), "-d", second,
+                           check=False)
+        after = [node_files(node) for node in fleet.nodes]
+    finally:
+        os.unlink(third.local("nginx/sites/typo.conf"))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "node3" in output and "server_nmae" in output, output
+    assert after == before  # byte for byte, on every node
+    for node in fleet.nodes:
+        assert not os.path.exists(node.local(f"webroot/{challenges.HTTP01.URI_ROOT_PATH}"))
+    assert not os.path.exists(certbot.live(second))

@@ -204,6 +204,22 @@ def test_a_node_that_refuses_the_edit_gets_its_files_back():
     assert run.controller.files.files == node_files()
 
 
+def test_a_node_edit_proven_served_is_still_undone_until_the_fleet_keeps_it():
+    run = node_run("web1")
+    reloads = []
+    transaction = node.NodeTransaction(run, reload=lambda: reloads.append(1))
+    transaction.begin_pending(edited(run), "challenge location", temporary=False)
+    transaction.finish_pending()  # this node serves the files
+    transaction.undo_pending()  # another node refused
+    assert run.controller.files.files == node_files() and len(reloads) == 2
+    transaction.begin_pending(edited(run), "challenge location", temporary=False)
+    transaction.finish_pending()
+    transaction.keep()  # every node passed
+    transaction.undo_pending()
+    assert run.controller.files.files["/etc/nginx/sites/a.conf"] == b"# ours\n"
+    assert len(reloads) == 3
+
+
 def test_a_node_file_changed_meanwhile_is_not_overwritten():
     run = node_run("web1")
     config = edited(run)
@@ -262,6 +278,9 @@ class FakeAuth:
 
     def undo_pending(self):
         self.log.append(("undone", self.name))
+
+    def keep(self):
+        self.log.append(("kept", self.name))
 
 
 def fake_node_maker(log, failing):
@@ -326,7 +345,7 @@ def test_a_node_answering_nothing_is_down_and_left_out_of_an_authentication():
     flows.check()
     assert flows.down == ["web2"]
     flows.perform([])
-    assert log == [("perform", "web1"), ("perform", "web3")]
+    assert log == [("perform", "web1"), ("perform", "web3"), ("kept", "web1"), ("kept", "web3")]
 
 
 def test_a_first_install_refuses_a_node_that_is_down():

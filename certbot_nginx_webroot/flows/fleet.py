@@ -143,6 +143,8 @@ class FleetFlows:
                 node.auth.remove_files()
                 node.transaction.undo_pending()
             raise
+        for node in done:  # every node passed: their edits stay
+            node.transaction.keep()
         adopted = {node.auth.adopted_webroot for node in done}
         self.adopted_webroot = adopted.pop() if len(adopted) == 1 else None
         return responses

@@ -184,12 +184,22 @@ class NodeTransaction:
         self.reload()
 
     def finish_pending(self) -> None:
+        """The node serves the challenge files with the edit: no longer
+        pending, but still put back if another node refuses (the fleet
+        keeps it once every node passed: keep())."""
         if self.pending is not None and not self.temporary:
-            self.finalize()
             self.pending = None
 
-    def undo_pending(self) -> None:
+    def keep(self) -> None:
+        """Every node passed: this run's edits stay (a dry run's temporary
+        one is still undone in cleanup)."""
         if self.pending is None:
+            self.finalize()
+
+    def undo_pending(self) -> None:
+        """Put back the edits not kept yet and have nginx serve the files
+        as they were."""
+        if self.pending is None and not self.replaced:
             return
         self.pending = None
         self.temporary = False
