@@ -182,6 +182,14 @@ def test_renewal_reloads_each_node_once_and_each_serves_the_new_certificate(flee
     assert load.failed == [] and load.done > 0
 
 
+def test_a_dry_run_edits_nothing_and_reloads_no_node(fleet, certbot):
+    before = [node_files(node) for node in fleet.nodes]
+    reloads = [node.reloads() for node in fleet.nodes]
+    certbot.run("renew", "--dry-run", "--no-random-sleep-on-renew")
+    assert [node_files(node) for node in fleet.nodes] == before
+    assert [node.reloads() for node in fleet.nodes] == reloads
+
+
 def test_a_node_down_is_named_and_the_next_run_brings_it_up_to_date(fleet, certbot):
     second = fleet.nodes[1]
     previous = lab.leaf_der(certbot.live(NAMES[0]))

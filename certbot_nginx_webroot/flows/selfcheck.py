@@ -89,9 +89,10 @@ class SelfCheck:
             name = achall_host(achall)
             for addr, port in targets[name]:
                 ok, detail = self.served(store, achall, addr, port)
-                if not ok:
+                if not ok:  # where the probe went (a node: its own address)
+                    asked, asked_port = self.run.controller.reach(addr, port)
                     problems.append(f"http://{name}{achall.chall.path} via "
-                                    f"{probes.connect_host(addr)}:{port}: {detail}")
+                                    f"{probes.connect_host(asked)}:{asked_port}: {detail}")
         return problems
 
     def report(self, problems: List[str], targets: Targets, written: List[str]) -> str:
