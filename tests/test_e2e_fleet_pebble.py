@@ -1,7 +1,7 @@
 """End to end: pebble validates http-01 through the fleet lab's balancer.
 
-The plugin is not wired to the fleet yet (issue 23); here real certbot's
-manual plugin with hooks stands in for it, using the pieces built so far:
+Without the plugin's fleet flows (test_e2e_fleet.py runs those): real
+certbot's manual plugin with hooks, using the plugin's ssh pieces directly:
 the ssh controller puts the persistent challenge location on every node
 (written over ssh, `nginx -t` and a reload per node), and the auth hook
 writes each challenge file to every node over ssh (stores/ssh.py's

@@ -11,6 +11,9 @@
 - golive.py: reload, then wait until the new certificates are served.
 - batch.py and owed.py: one reload per ``certbot renew`` run per nginx,
   and the reloads a killed run still owes, kept on disk.
+- node.py and fleet.py: several nginx nodes behind a load balancer, each
+  read, edited and given its certificates over ssh; the flows above run on
+  every node, all or nothing.
 
 Flows import no certbot module: the edge (plugin.py) hands them a
 ``Run`` (run.py) with the options, the controller, the probes and the
