@@ -318,13 +318,17 @@ def fleet_aware(cls: type) -> type:
     """cls with each of FLEET_CALLS going to its _fleet_ method when
     nodes are named, and to the local nginx's method otherwise."""
     for name in FLEET_CALLS:
-        def call(self: Any, *args: Any, _local: Callable = getattr(cls, name),
-                 _fleet: str = "_fleet_" + name.lstrip("_"), **kwargs: Any) -> Any:
-            if self._nodes():
-                return getattr(self, _fleet)(*args, **kwargs)
-            return _local(self, *args, **kwargs)
-        setattr(cls, name, functools.wraps(getattr(cls, name))(call))
+        setattr(cls, name, _fleet_when_nodes(getattr(cls, name), "_fleet_" + name.lstrip("_")))
     return cls
+
+
+def _fleet_when_nodes(local: Callable, fleet_name: str) -> Callable:
+    @functools.wraps(local)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._nodes():
+            return getattr(self, fleet_name)(*args, **kwargs)
+        return local(self, *args, **kwargs)
+    return call
 
 
 @fleet_aware
