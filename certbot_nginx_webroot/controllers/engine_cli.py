@@ -41,11 +41,18 @@ class EngineCli:
         path = self.socket_path()
         if path is None:
             return None
-        if not os.path.exists(path):
+        try:
+            os.stat(path)
+            # A directory on the way that this user may not search hides the
+            # socket as well as a mode that denies it.
+            denied = not os.access(path, os.R_OK | os.W_OK)
+        except PermissionError:
+            denied = True
+        except OSError:
             return (f"no {self.kind} daemon socket at {path} (is the daemon running? "
                     f"{'DOCKER_HOST' if self.kind == 'docker' else 'CONTAINER_HOST'} "
                     "names another)")
-        if not os.access(path, os.R_OK | os.W_OK):
+        if denied:
             return (f"the {self.kind} socket {path} is not readable by uid {os.getuid()} "
                     "(run certbot as root or a member of the socket's group; in a "
                     "container of its own, mount the socket into it)")

@@ -1,0 +1,167 @@
+"""The container controller alone against real Docker and real Podman: nginx
+in a container of the lab image (containerlab), with --network host on the
+tests' loopback, as the container's first process and under an entrypoint
+script.  No certbot here: what the controller does to nginx, and the one
+line each fault it owns gives (issue 22, item 7)."""
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+import containerlab
+import lab
+from certbot_nginx_webroot.controllers import NginxError
+from certbot_nginx_webroot.controllers.container import ContainerNginx
+from certbot_nginx_webroot.controllers.engine_cli import EngineCli
+from certbot_nginx_webroot.problems import NotInstalled, Problem
+
+pytestmark = pytest.mark.e2e
+engine = containerlab.engine_fixture()
+
+NAME = "web-e2e"
+
+
+def site(text):
+    return "server {\n    listen 127.0.0.1:{http};\n    %s\n}\n" % text
+
+
+@pytest.fixture(params=[False, True], ids=["pid1", "entrypoint"])
+def web(engine, request):
+    container = containerlab.NginxContainer(engine, NAME, entrypoint=request.param)
+    container.write("conf.d/site.conf", site('return 200 "one\\n";'))
+    yield container.start()
+    container.remove()
+
+
+def control(engine, name=NAME):
+    return ContainerNginx(name, EngineCli(engine.name, engine.env))
+
+
+def state_pid(engine, name=NAME):
+    return engine.cli("inspect", "--format", "{{.Id}} {{.State.Pid}}", name).stdout.split()
+
+
+def test_reload_changes_what_nginx_serves_without_a_restart(engine, web):
+    ctl = control(engine)
+    ctl.check_installed()
+    ctl.check_running()
+    ctl.test()
+    assert ctl.build_info().option("conf-path") == "/etc/nginx/nginx.conf"
+    assert ctl.prefix() == "/usr/share/nginx"  # Debian's build
+    before = state_pid(engine)
+    assert lab.http_get("a", "/") == (200, b"one\n")
+    web.write("conf.d/site.conf", site('return 200 "two\\n";'))
+    ctl.reload(timeout=20)
+    # reload() returned once only new workers take connections
+    assert [lab.http_get("a", "/") for _ in range(20)] == [(200, b"two\n")] * 20
+    assert web.reloads() == 1
+    assert state_pid(engine) == before  # the same container, the same first process
+
+
+def test_nginx_t_failure_is_nginx_complaint_with_the_containers_path(engine, web):
+    web.write("conf.d/bad.conf", site("proxy_passs x;"))
+    with pytest.raises(NginxError) as err:
+        control(engine).test()
+    assert "unknown directive \"proxy_passs\" in /etc/nginx/conf.d/bad.conf:3" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert web.reloads() == 0
+
+
+def test_paths_go_through_the_mounts(engine, web):
+    ctl = control(engine)
+    conf = ctl.local_path("/etc/nginx/conf.d/site.conf")
+    assert conf == web.host_path("conf.d/site.conf") and os.path.isfile(conf)
+    # a file written where local_path says is what nginx serves from its own path
+    with open(ctl.local_path("/usr/share/nginx/html/probe.txt"), "w") as f:
+        f.write("through the volume\n")
+    os.chmod(web.host_path("html/probe.txt"), 0o644)
+    web.write("conf.d/site.conf", site("root /usr/share/nginx/html;"))
+    ctl.reload(timeout=20)
+    assert lab.http_get("a", "/probe.txt") == (200, b"through the volume\n")
+    assert ctl.nginx_path(os.path.join(web.letsencrypt, "live", "a", "fullchain.pem")) == \
+        "/etc/letsencrypt/live/a/fullchain.pem"
+    with pytest.raises(Problem) as err:
+        ctl.local_path("/etc/nginx/nginx.conf")
+    assert "-v /etc/nginx:/etc/nginx" in str(err.value)
+    with pytest.raises(Problem) as err:
+        ctl.nginx_path("/var/lib/elsewhere/live/a/privkey.pem")
+    assert "add -v /var/lib/elsewhere:/var/lib/elsewhere" in str(err.value)
+
+
+def test_reach_on_the_host_network(engine, web):
+    assert control(engine).reach("127.0.0.1", lab.HTTP_PORT) == ("127.0.0.1", lab.HTTP_PORT)
+
+
+def test_stopped_container_is_one_line_and_stays_stopped(engine, web):
+    web.stop()
+    with pytest.raises(NotInstalled) as err:
+        control(engine).check_installed()
+    assert str(err.value).startswith(f"{engine.name} container '{NAME}' is exited, not running")
+    assert engine.cli("inspect", "--format", "{{.State.Running}}", NAME).stdout.strip() \
+        == "false"
+
+
+def test_missing_container_and_unknown_name(engine, web):
+    with pytest.raises(NotInstalled) as err:
+        control(engine, "web-e2e-typo").check_installed()
+    assert str(err.value) == (f"no {engine.name} container is named 'web-e2e-typo' "
+                              f"(`{engine.name} ps -a` lists their names)")
+    # the engine's inspect also takes an id prefix: not a name
+    cid = state_pid(engine)[0]
+    with pytest.raises(NotInstalled):
+        control(engine, cid[:6]).check_installed()
+    engine.cli("rm", "-f", NAME)
+    with pytest.raises(NotInstalled) as err:
+        control(engine).check_installed()
+    assert f"no {engine.name} container is named '{NAME}'" in str(err.value)
+
+
+def test_recreated_container_matches_by_name(engine, web):
+    old_ctl = control(engine)
+    old_ctl.check_running()
+    old_id = state_pid(engine)[0]
+    engine.cli("rm", "-f", NAME)
+    engine.cli(*web.run_args())
+    lab.wait_port("127.0.0.1", lab.HTTP_PORT)
+    ctl = control(engine)
+    ctl.check_running()
+    assert state_pid(engine)[0] != old_id
+    # a run that inspected the old one does not drive the new one
+    with pytest.raises(NginxError):
+        old_ctl.check_running()
+
+
+def test_unreadable_socket_is_one_line(engine, web):
+    if engine.name == "podman":
+        env = dict(engine.env, CONTAINER_HOST="unix:///nonexistent/podman.sock")
+        with pytest.raises(NotInstalled) as err:
+            ContainerNginx(NAME, EngineCli("podman", env)).check_installed()
+        assert str(err.value) == (f"cannot reach nginx's podman container '{NAME}': no podman "
+                                  "daemon socket at /nonexistent/podman.sock (is the daemon "
+                                  "running? CONTAINER_HOST names another)")
+        return
+    # As a user who may not use the docker socket (not root, not in its group).
+    code = ("import sys\nfrom certbot_nginx_webroot.controllers.container import ContainerNginx\n"
+            "from certbot_nginx_webroot.controllers.engine_cli import EngineCli\n"
+            "try:\n    ContainerNginx(sys.argv[1], EngineCli('docker')).check_installed()\n"
+            "except Exception as err:\n    print(type(err).__name__, err)\n")
+    # That user may not read the checkout or the venv (under /root): the
+    # package is copied where it can, and run by the system's python3.
+    readable = tempfile.mkdtemp()  # pytest's tmp_path is under a 0700 directory
+    try:
+        shutil.copytree(os.path.join(lab.PLUGIN_PATH, "certbot_nginx_webroot"),
+                        os.path.join(readable, "certbot_nginx_webroot"))
+        os.chmod(readable, 0o755)
+        env = dict(engine.env, PYTHONPATH=readable, HOME="/nonexistent")
+        proc = subprocess.run(["/usr/bin/python3", "-c", code, NAME], env=env, cwd="/",
+                              capture_output=True, text=True, user=65534, group=65534,
+                              extra_groups=[])
+    finally:
+        shutil.rmtree(readable)
+    assert proc.stdout.strip() == (
+        f"NotInstalled cannot reach nginx's docker container '{NAME}': the docker socket "
+        f"{engine.socket} is not readable by uid 65534 (run certbot as root or a member of "
+        "the socket's group; in a container of its own, mount the socket into it)"), proc.stderr
+    assert engine.cli("inspect", "--format", "{{.State.Running}}", NAME).stdout.strip() == "true"
