@@ -15,7 +15,11 @@ project's containers.conf (CONTAINERS_CONF), dockerd a config file of the
 lab's.  Containers run with ``--network host``: with the engine started in
 the tests' network namespace (podman has no daemon; dockerd is started by the
 lab), that is the tests' own loopback, so nginx in a container binds the
-lab's ports (lab.HTTP_PORT, ...) as the local NginxLab does.
+lab's ports (lab.HTTP_PORT, ...) as the local NginxLab does.  A container
+with published ports (``publish``) has a network of its own instead: a
+network the lab's dockerd makes (no iptables: docker-proxy publishes), or
+podman's default bridge (CNI, with its iptables rules in the tests' network
+namespace; its address leases are kept in /var/lib/cni as podman keeps them).
 """
 import fcntl
 import glob
@@ -195,6 +199,10 @@ class Engine:
     def stop(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def bridge(self) -> str:
+        """A network of the engine's own bridge, for published ports."""
+        return "bridge"
+
     def ensure_image(self) -> None:
         """The lab image, imported from the cached root filesystem."""
         if self.cli("image", "inspect", IMAGE, check=False).returncode == 0:
@@ -237,6 +245,14 @@ class Docker(Engine):
                     raise RuntimeError(f"dockerd did not start:\n{f.read()[-3000:]}")
             time.sleep(0.1)
         return self
+
+    def bridge(self) -> str:
+        # This dockerd has no default bridge (--bridge=none): a network of
+        # its own, made once; its ports are published by docker-proxy, which
+        # needs no iptables.
+        if self.cli("network", "inspect", "lab", check=False).returncode != 0:
+            self.cli("network", "create", "lab")
+        return "lab"
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -303,10 +319,13 @@ class NginxContainer:
                ("letsencrypt", "/etc/letsencrypt"))
 
     def __init__(self, engine: Engine, name: str, entrypoint: bool = False,
-                 extra_args: Sequence[str] = ()) -> None:
+                 publish: Sequence[str] = (), extra_args: Sequence[str] = ()) -> None:
         self.engine = engine
         self.name = name
         self.entrypoint = entrypoint
+        # publish: -p values; the container then has a network of its own
+        # (the engine's bridge) instead of the host's.
+        self.publish = list(publish)
         self.extra_args = list(extra_args)
         self.dir = tempfile.mkdtemp(prefix=f"{name}-")
         os.chmod(self.dir, 0o755)  # workers run as www-data
@@ -333,8 +352,11 @@ class NginxContainer:
         return path
 
     def run_args(self) -> List[str]:
-        args = ["run", "-d", "--name", self.name, "--network", "host",
+        network = self.engine.bridge() if self.publish else "host"
+        args = ["run", "-d", "--name", self.name, "--network", network,
                 "--stop-signal", "SIGQUIT", *self.extra_args]
+        for port in self.publish:
+            args += ["-p", port]
         for sub, inside in self.VOLUMES:
             args += ["-v", f"{self.host_path(sub)}:{inside}"]
         if self.entrypoint:

@@ -433,3 +433,9 @@ def test_socket_rules(tmp_path):
     assert EngineCli("docker", {}).socket_path() == "/var/run/docker.sock"
     assert EngineCli("/usr/bin/podman", {}).socket_path() is None
     assert EngineCli("podman", {"CONTAINER_HOST": f"unix://{sock}"}).socket_path() == str(sock)
+
+
+def test_from_options_names_the_engine():
+    ctl = ContainerNginx.from_options({"container": "proxy-nginx-1", "engine": "podman"})
+    assert ctl.identity == ("container", "podman", "proxy-nginx-1")
+    assert ctl.cli.engine == "podman"

@@ -165,3 +165,28 @@ def test_unreadable_socket_is_one_line(engine, web):
         f"{engine.socket} is not readable by uid 65534 (run certbot as root or a member of "
         "the socket's group; in a container of its own, mount the socket into it)"), proc.stderr
     assert engine.cli("inspect", "--format", "{{.State.Running}}", NAME).stdout.strip() == "true"
+
+
+@pytest.fixture
+def published(engine):
+    """nginx on port 80 in a network of the container's own, published on
+    the host at the lab's HTTP port."""
+    container = containerlab.NginxContainer(engine, "web-published",
+                                            publish=[f"127.0.0.1:{lab.HTTP_PORT}:80"])
+    container.write("conf.d/site.conf", 'server {\n    listen 80;\n    return 200 "one\\n";\n}\n')
+    yield container.start()
+    container.remove()
+
+
+def test_reach_and_reload_through_published_ports(engine, published):
+    ctl = control(engine, "web-published")
+    assert ctl.reach("*", 80) == ("127.0.0.1", lab.HTTP_PORT)
+    addr, port = ctl.reach("*", 80)
+    assert lab.http_get("a", "/", port=port) == (200, b"one\n")
+    published.write("conf.d/site.conf", 'server {\n    listen 80;\n    return 200 "two\\n";\n}\n')
+    ctl.reload(timeout=20)
+    assert lab.http_get("a", "/", port=port) == (200, b"two\n")
+    with pytest.raises(Problem) as err:
+        ctl.reach("*", 443)
+    assert "listens on port 443, which the container does not publish: add -p 443:443" \
+        in str(err.value)
