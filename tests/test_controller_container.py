@@ -439,3 +439,15 @@ def test_from_options_names_the_engine():
     ctl = ContainerNginx.from_options({"container": "proxy-nginx-1", "engine": "podman"})
     assert ctl.identity == ("container", "podman", "proxy-nginx-1")
     assert ctl.cli.engine == "podman"
+
+
+def test_split_dump_gives_each_file_nginx_loaded():
+    from certbot_nginx_webroot.controllers.container import split_dump
+    text = ("# configuration file /etc/nginx/nginx.conf:\nevents {}\nhttp {\n"
+            "    include /etc/nginx/conf.d/*.conf;\n}\n\n"
+            "# configuration file /etc/nginx/conf.d/a.conf:\n# configuration file is x\n"
+            "server { listen 80; }\n")
+    # nginx writes a newline after each file: a.conf has none at its end
+    assert split_dump(text) == {
+        "/etc/nginx/nginx.conf": "events {}\nhttp {\n    include /etc/nginx/conf.d/*.conf;\n}\n",
+        "/etc/nginx/conf.d/a.conf": "# configuration file is x\nserver { listen 80; }"}

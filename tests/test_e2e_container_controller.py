@@ -90,6 +90,18 @@ def test_paths_go_through_the_mounts(engine, web):
     assert "add -v /var/lib/elsewhere:/var/lib/elsewhere" in str(err.value)
 
 
+def test_config_dump_reads_the_files_in_the_image(engine, web):
+    dump = control(engine).config_dump()
+    assert sorted(dump) == ["/etc/nginx/conf.d/site.conf", "/etc/nginx/mime.types",
+                            "/etc/nginx/nginx.conf"]
+    assert dump["/etc/nginx/nginx.conf"] == containerlab.IMAGE_NGINX_CONF
+    with open(web.host_path("conf.d/site.conf")) as f:
+        assert dump["/etc/nginx/conf.d/site.conf"] == f.read()
+    web.write("conf.d/site.conf", site("return 204;").rstrip("\n"))  # no final newline
+    assert control(engine).config_dump()["/etc/nginx/conf.d/site.conf"] == \
+        site("return 204;").rstrip("\n").replace("{http}", str(lab.HTTP_PORT))
+
+
 def test_reach_on_the_host_network(engine, web):
     assert control(engine).reach("127.0.0.1", lab.HTTP_PORT) == ("127.0.0.1", lab.HTTP_PORT)
 

@@ -14,6 +14,7 @@ sees them; this machine opens them where the mounts' sources are.
 """
 import json
 import os
+import re
 import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -128,6 +129,18 @@ class ContainerNginx:
             (self.build_info().option("conf-path") or "conf/nginx.conf")
         return path if path.startswith("/") else os.path.join(self.prefix(), path)
 
+    def config_dump(self) -> Dict[str, str]:
+        """Every file nginx loads, as ``nginx -T`` in the container prints
+        them: path as the container sees it -> text.  For the files that
+        live only in the image (the official image's nginx.conf, which no
+        compose recipe mounts): files on a volume are read, and edited,
+        through local_path."""
+        proc = self.exec("nginx", *self._conf_args(), "-T")
+        if proc.returncode != 0:
+            raise NginxError(f"nginx -T failed in {self._where()}: "
+                             + _first_problem(proc.stderr + proc.stdout))
+        return split_dump(proc.stdout)
+
     @property
     def main_conf(self) -> str:
         """nginx.conf as this machine opens it: through a mount; raises a
@@ -226,6 +239,19 @@ class ContainerNginx:
             raise Problem(f"{path} is not mounted into {self._where()}, so nginx there "
                           f"cannot read it: add {inspect.mount_advice(directory)}", file=path)
         return found
+
+
+# How `nginx -T` heads each file it prints (ngx_conf_parse's dump).
+_DUMP_HEADER = re.compile(r"^# configuration file (/.+):\n", re.M)
+
+
+def split_dump(text: str) -> Dict[str, str]:
+    """The files of an ``nginx -T`` output: path -> text.  nginx writes a
+    newline after each file's bytes (ngx_dump_config in nginx.c), which is
+    dropped: the text is the file's."""
+    parts = _DUMP_HEADER.split(text)
+    return {path: body[:-1] if body.endswith("\n") else body
+            for path, body in zip(parts[1::2], parts[2::2])}
 
 
 def _inspect_output(text: str) -> List[Dict[str, Any]]:
