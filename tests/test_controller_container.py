@@ -88,7 +88,8 @@ class FakeEngine:
             found = [c for c in self.containers
                      if c["Name"].lstrip("/") == args[2] or c["Id"].startswith(args[2])]
             if not found:
-                return Result(1, "[]\n", f"Error: No such container: {args[2]}\n")
+                return Result(1, "[]\n", f"Error response from daemon: No such container: "
+                                          f"{args[2]}\n")
             return Result(0, json.dumps(found))
         assert args[0] == "exec" and args[1] == CONTAINER_ID, args
         command = args[2:]
@@ -161,6 +162,18 @@ def test_missing_container_is_named():
         controller(FakeEngine(containers=[]), name="nginx-1").check_installed()
     assert str(err.value) == ("no docker container is named 'nginx-1' "
                               "(`docker ps -a` lists their names)")
+
+
+def test_engine_failing_is_not_a_missing_container():
+    class DaemonDown(FakeEngine):
+        def run(self, args, timeout=60):
+            return Result(1, "", "Cannot connect to the Docker daemon at "
+                                 "unix:///var/run/docker.sock. Is the docker daemon running?\n")
+    with pytest.raises(NotInstalled) as err:
+        controller(DaemonDown()).check_installed()
+    assert str(err.value) == ("cannot ask docker about nginx's container 'web': Cannot connect "
+                              "to the Docker daemon at unix:///var/run/docker.sock. Is the "
+                              "docker daemon running?")
 
 
 def test_a_name_matching_only_an_id_prefix_is_no_container():

@@ -202,3 +202,22 @@ def test_reach_and_reload_through_published_ports(engine, published):
         ctl.reach("*", 443)
     assert "listens on port 443, which the container does not publish: add -p 443:443" \
         in str(err.value)
+
+
+def test_daemon_not_answering_is_one_line(engine, tmp_path):
+    """A socket that is there but nothing answers on it, as a daemon that
+    died leaves it (podman: its service, which CONTAINER_HOST names)."""
+    import socket
+    path = str(tmp_path / "engine.sock")
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(path)  # not listening: connections are refused
+    variable = "DOCKER_HOST" if engine.name == "docker" else "CONTAINER_HOST"
+    try:
+        env = dict(engine.env, **{variable: "unix://" + path})
+        with pytest.raises(NotInstalled) as err:
+            ContainerNginx(NAME, EngineCli(engine.name, env)).check_installed()
+    finally:
+        dead.close()
+    assert str(err.value).startswith(f"cannot ask {engine.name} about nginx's container "
+                                     f"'{NAME}': Cannot connect to ")
+    assert "\n" not in str(err.value)

@@ -72,9 +72,12 @@ class ContainerNginx:
         found = [c for c in found if inspect.name_of(c) == self.name]
         if not found:
             complaint = _first_problem(proc.stderr) if proc.returncode != 0 else ""
-            if "permission denied" in complaint.lower():
-                raise NotInstalled(f"cannot reach nginx's container {self.name!r}: "
-                                   f"{self.cli.kind} says: {complaint}")
+            # Both engines say "no such container" (docker: "No such
+            # container: NAME"; podman: "no such container NAME"); anything
+            # else is the engine failing (daemon down, permission denied).
+            if complaint and "no such container" not in complaint.lower():
+                raise NotInstalled(f"cannot ask {self.cli.kind} about nginx's container "
+                                   f"{self.name!r}: {complaint}")
             raise NotInstalled(f"no {self.cli.kind} container is named {self.name!r} "
                                f"(`{self.cli.kind} ps -a` lists their names)")
         return found[0]
