@@ -78,7 +78,7 @@ server {
 }
 """
 # The entrypoint variant: a shell stays PID 1 and nginx is its child, as
-# with entrypoint scripts that do not exec (and with `--init`).
+# with entrypoint scripts that do not exec.
 ENTRYPOINT_SCRIPT = """\
 #!/bin/sh
 nginx -g 'daemon off;' &
@@ -89,6 +89,7 @@ wait $child
 """
 # docker import takes no STOPSIGNAL: the containers are run with
 # --stop-signal SIGQUIT, the official image's STOPSIGNAL (a graceful stop).
+TINI = "/usr/bin/tini-static"
 IMAGE_CHANGES = ['CMD ["nginx", "-g", "daemon off;"]', "EXPOSE 80"]
 
 
@@ -302,8 +303,8 @@ ENGINES = {"docker": Docker, "podman": Podman}
 
 def missing_tools(engine: str) -> List[str]:
     """What the lab of engine needs that this machine lacks."""
-    needed = {"docker": ["docker", "dockerd", "containerd", "runc", "debootstrap"],
-              "podman": ["podman", "conmon", "runc", "debootstrap"]}[engine]
+    needed = {"docker": ["docker", "dockerd", "containerd", "runc", "debootstrap", "docker-init"],
+              "podman": ["podman", "conmon", "runc", "debootstrap", TINI]}[engine]
     return [tool for tool in needed if shutil.which(tool) is None
             and not os.path.exists("/usr/sbin/" + tool)]
 
@@ -312,17 +313,23 @@ class NginxContainer:
     """An nginx container of the lab image, with --network host and three
     volumes from a temporary directory, as a compose file has them:
     conf.d/ -> /etc/nginx/conf.d, html/ -> /usr/share/nginx/html (the
-    webroot) and letsencrypt/ -> /etc/letsencrypt.  ``entrypoint``: nginx is
-    started by a shell script (the shell is PID 1), not PID 1 itself."""
+    webroot) and letsencrypt/ -> /etc/letsencrypt.  ``first``: the
+    container's first process, "nginx" itself (the official image), "script"
+    (an entrypoint shell script with nginx its child) or "init" (the
+    engine's --init, compose's `init: true`: tini, nginx its child)."""
 
     VOLUMES = (("conf.d", "/etc/nginx/conf.d"), ("html", "/usr/share/nginx/html"),
                ("letsencrypt", "/etc/letsencrypt"))
+    FIRST = {"nginx": [], "script": ["--entrypoint", "/lab-entrypoint.sh"],
+             # podman's default init (catatonit) is only recommended by
+             # Debian's podman: tini, which docker.io brings, serves both.
+             "init": ["--init"]}
 
-    def __init__(self, engine: Engine, name: str, entrypoint: bool = False,
+    def __init__(self, engine: Engine, name: str, first: str = "nginx",
                  publish: Sequence[str] = (), extra_args: Sequence[str] = ()) -> None:
         self.engine = engine
         self.name = name
-        self.entrypoint = entrypoint
+        self.first = first
         # publish: -p values; the container then has a network of its own
         # (the engine's bridge) instead of the host's.
         self.publish = list(publish)
@@ -359,8 +366,9 @@ class NginxContainer:
             args += ["-p", port]
         for sub, inside in self.VOLUMES:
             args += ["-v", f"{self.host_path(sub)}:{inside}"]
-        if self.entrypoint:
-            args += ["--entrypoint", "/lab-entrypoint.sh"]
+        args += self.FIRST[self.first]
+        if self.first == "init" and self.engine.name == "podman":
+            args += ["--init-path", TINI]
         return args + [IMAGE]
 
     def start(self, wait_port: Optional[int] = lab.HTTP_PORT) -> "NginxContainer":
@@ -399,7 +407,8 @@ def unavailable(engine: str) -> Optional[str]:
     make a container)."""
     missing = missing_tools(engine)
     if missing:
-        return f"missing {', '.join(missing)} (apt-get install docker.io podman runc debootstrap)"
+        return (f"missing {', '.join(missing)} "
+                "(apt-get install docker.io podman runc tini debootstrap)")
     if not glob.glob("/sys/fs/cgroup/*"):
         return "no cgroup file system at /sys/fs/cgroup"
     return None

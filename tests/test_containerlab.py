@@ -1,7 +1,7 @@
 """The container lab itself: under Docker and under Podman, an nginx
 container of the lab image serves a file from a mounted volume on the
-lab's loopback port, as nginx's main process or started by an entrypoint
-script, and is gone once removed."""
+lab's loopback port, as nginx's main process, started by an entrypoint
+script, or under the engine's --init, and is gone once removed."""
 import pytest
 
 import containerlab
@@ -13,9 +13,9 @@ engine = containerlab.engine_fixture()
 SITE = "server {\n    listen 127.0.0.1:{http};\n    root /usr/share/nginx/html;\n}\n"
 
 
-@pytest.mark.parametrize("entrypoint", [False, True], ids=["pid1", "entrypoint"])
-def test_container_serves_mounted_file(engine, entrypoint):
-    web = containerlab.NginxContainer(engine, f"lab-web-{engine.name}", entrypoint=entrypoint)
+@pytest.mark.parametrize("first", sorted(containerlab.NginxContainer.FIRST))
+def test_container_serves_mounted_file(engine, first):
+    web = containerlab.NginxContainer(engine, f"lab-web-{engine.name}", first=first)
     try:
         web.write("conf.d/site.conf", SITE)
         web.write("html/probe.txt", f"served by {engine.name}\n")
@@ -26,10 +26,12 @@ def test_container_serves_mounted_file(engine, entrypoint):
         web.write("html/probe.txt", "changed on the host\n")
         assert lab.http_get("anything", "/probe.txt") == (200, b"changed on the host\n")
         titles = web.exec("sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '").stdout
-        if entrypoint:
-            assert titles.startswith("/bin/sh /lab-entrypoint.sh")
-        else:
+        if first == "nginx":
             assert titles.startswith("nginx: master process")
+        elif first == "script":
+            assert titles.startswith("/bin/sh /lab-entrypoint.sh")
+        else:  # tini, as docker-init or by its own path
+            assert "init" in titles.split()[0] and "nginx -g daemon off;" in titles
     finally:
         web.remove()
     assert engine.cli("ps", "-a", "--format", "{{.Names}}").stdout.split() == []

@@ -1,7 +1,7 @@
 """The container controller alone against real Docker and real Podman: nginx
 in a container of the lab image (containerlab), with --network host on the
-tests' loopback, as the container's first process and under an entrypoint
-script.  No certbot here: what the controller does to nginx, and the one
+tests' loopback, as the container's first process, under an entrypoint
+script, and under the engine's --init (tini).  No certbot here: what the controller does to nginx, and the one
 line each fault it owns gives (issue 22, item 7)."""
 import os
 import shutil
@@ -27,9 +27,9 @@ def site(text):
     return "server {\n    listen 127.0.0.1:{http};\n    %s\n}\n" % text
 
 
-@pytest.fixture(params=[False, True], ids=["pid1", "entrypoint"])
+@pytest.fixture(params=sorted(containerlab.NginxContainer.FIRST))
 def web(engine, request):
-    container = containerlab.NginxContainer(engine, NAME, entrypoint=request.param)
+    container = containerlab.NginxContainer(engine, NAME, first=request.param)
     container.write("conf.d/site.conf", site('return 200 "one\\n";'))
     yield container.start()
     container.remove()
