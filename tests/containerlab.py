@@ -258,6 +258,7 @@ class Docker(Engine):
     def stop(self) -> None:
         if self.proc is not None:
             self.cli("rm", "-f", *self.cli("ps", "-aq").stdout.split(), check=False)
+            self.cli("network", "rm", "lab", check=False)  # its bridge interface
             self.proc.terminate()  # dockerd stops its containerd too
             try:
                 self.proc.wait(60)
@@ -372,6 +373,9 @@ class NginxContainer:
         return args + [IMAGE]
 
     def start(self, wait_port: Optional[int] = lab.HTTP_PORT) -> "NginxContainer":
+        if self.publish and not own_network():
+            raise RuntimeError("published ports need a bridge: run the tests in a network "
+                               "namespace of their own (unshare -n), not on this machine's")
         self.engine.ensure_image()
         self.engine.cli(*self.run_args())
         if wait_port:
@@ -398,6 +402,15 @@ class NginxContainer:
     def remove(self) -> None:
         self.engine.cli("rm", "-f", self.name, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def own_network() -> bool:
+    """Whether this process has a network namespace of its own, with only
+    loopback (as `unshare -n` makes): the only place the lab may make a
+    bridge for published ports."""
+    with open("/proc/net/dev") as f:  # this process's namespace, unlike /sys
+        names = [line.split(":")[0].strip() for line in f if ":" in line]
+    return names == ["lo"]
 
 
 def unavailable(engine: str) -> Optional[str]:
