@@ -257,7 +257,7 @@ class Docker(Engine):
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.cli("rm", "-f", *self.cli("ps", "-aq").stdout.split(), check=False)
+            self.cli("rm", "-f", *self.cli("ps", "-aq", check=False).stdout.split(), check=False)
             self.cli("network", "rm", "lab", check=False)  # its bridge interface
             self.proc.terminate()  # dockerd stops its containerd too
             try:
