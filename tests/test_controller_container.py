@@ -150,7 +150,8 @@ def test_engine_not_installed_is_one_line():
 
 
 def test_unreadable_socket_is_one_line_before_any_engine_call():
-    engine = FakeEngine(socket="the docker socket /var/run/docker.sock is not readable by uid 1000")
+    engine = FakeEngine(
+        socket="the docker socket /var/run/docker.sock is not readable by uid 1000")
     with pytest.raises(NotInstalled) as err:
         controller(engine).check_installed()
     assert "/var/run/docker.sock is not readable" in str(err.value)
@@ -211,7 +212,8 @@ def test_commands_go_to_the_id_first_inspected():
 def test_nginx_t_failure_carries_nginx_complaint():
     engine = FakeEngine(nginx_t=(1, "2026/12/03 10:00:00 [emerg] 1#1: unknown directive "
                                     "\"proxy_passs\" in /etc/nginx/conf.d/a.conf:3\n"
-                                    "nginx: configuration file /etc/nginx/nginx.conf test failed\n"))
+                                    "nginx: configuration file /etc/nginx/nginx.conf test "
+                                    "failed\n"))
     with pytest.raises(NginxError) as err:
         controller(engine).test()
     assert str(err.value) == ("nginx -t failed in docker container 'web': [emerg] unknown "

@@ -1,8 +1,9 @@
 """The container controller alone against real Docker and real Podman: nginx
 in a container of the lab image (containerlab), with --network host on the
-tests' loopback, as the container's first process, under an entrypoint
-script, and under the engine's --init (tini).  No certbot here: what the controller does to nginx, and the one
-line each fault it owns gives (issue 22, item 7)."""
+tests' loopback (or published ports), as the container's first process,
+under an entrypoint script, and under the engine's --init (tini).  No
+certbot here: what the controller does to nginx, and the one line each
+fault it owns gives (issue 22, item 7)."""
 import os
 import shutil
 import subprocess
