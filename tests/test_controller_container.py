@@ -84,6 +84,11 @@ class FakeEngine:
 
     def run(self, args, timeout=60):
         self.calls.append(list(args))
+        if args[:1] == ["ps"]:
+            service = args[3].rsplit("=", 1)[1]
+            return Result(0, "".join(c["Name"].lstrip("/") + "\n" for c in self.containers
+                                     if c.get("Config", {}).get("Labels", {}).get(
+                                         "com.docker.compose.service") == service))
         if args[:2] == ["container", "inspect"]:
             found = [c for c in self.containers
                      if c["Name"].lstrip("/") == args[2] or c["Id"].startswith(args[2])]
@@ -163,6 +168,16 @@ def test_missing_container_is_named():
         controller(FakeEngine(containers=[]), name="nginx-1").check_installed()
     assert str(err.value) == ("no docker container is named 'nginx-1' "
                               "(`docker ps -a` lists their names)")
+
+
+def test_a_compose_service_name_points_to_its_container():
+    web = inspect_data(name="shop-web-1")
+    web["Config"] = {"Labels": {"com.docker.compose.service": "web",
+                                "com.docker.compose.project": "shop"}}
+    with pytest.raises(NotInstalled) as err:
+        controller(FakeEngine(containers=[web]), name="web").check_installed()
+    assert str(err.value) == ("no docker container is named 'web' (compose's service 'web' "
+                              "runs as 'shop-web-1': name the container)")
 
 
 def test_engine_failing_is_not_a_missing_container():

@@ -131,6 +131,22 @@ def test_missing_container_and_unknown_name(engine, web):
     assert f"no {engine.name} container is named '{NAME}'" in str(err.value)
 
 
+def test_compose_service_name_names_its_container(engine):
+    service = containerlab.NginxContainer(
+        engine, "shop-web-1", extra_args=["--label", "com.docker.compose.service=web",
+                                          "--label", "com.docker.compose.project=shop"])
+    try:
+        service.write("conf.d/site.conf", site("return 204;"))
+        service.start()
+        with pytest.raises(NotInstalled) as err:
+            control(engine, "web").check_installed()
+        assert str(err.value) == (f"no {engine.name} container is named 'web' (compose's "
+                                  "service 'web' runs as 'shop-web-1': name the container)")
+        control(engine, "shop-web-1").check_running()
+    finally:
+        service.remove()
+
+
 def test_recreated_container_matches_by_name(engine, web):
     old_ctl = control(engine)
     old_ctl.check_running()

@@ -79,8 +79,20 @@ class ContainerNginx:
                 raise NotInstalled(f"cannot ask {self.cli.kind} about nginx's container "
                                    f"{self.name!r}: {complaint}")
             raise NotInstalled(f"no {self.cli.kind} container is named {self.name!r} "
-                               f"(`{self.cli.kind} ps -a` lists their names)")
+                               + self._name_hint())
         return found[0]
+
+    def _name_hint(self) -> str:
+        """What to name instead: the containers of the compose service so
+        named (compose names them PROJECT-SERVICE-N), else where to look."""
+        proc = self.cli.run(["ps", "-a", "--filter",
+                             f"label=com.docker.compose.service={self.name}",
+                             "--format", "{{.Names}}"])
+        names = sorted(proc.stdout.split()) if proc.returncode == 0 else []
+        if names:
+            return (f"(compose's service {self.name!r} runs as "
+                    f"{', '.join(repr(n) for n in names)}: name the container)")
+        return f"(`{self.cli.kind} ps -a` lists their names)"
 
     def check_installed(self) -> None:
         problem = inspect.state_problem(self.info())
