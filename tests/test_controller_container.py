@@ -213,6 +213,14 @@ def test_container_not_running_is_one_line(state, says):
     assert not any(call[0] == "exec" for call in engine.calls)
 
 
+def test_stopped_container_is_nginx_not_running():
+    engine = FakeEngine(containers=[inspect_data(running=False, status="exited")])
+    with pytest.raises(NotRunning) as err:
+        controller(engine).check_running()
+    assert str(err.value).startswith("nginx is not running: docker container 'web' is exited")
+    assert not any(call[0] == "exec" for call in engine.calls)
+
+
 def test_commands_go_to_the_id_first_inspected():
     engine = FakeEngine()
     ctl = controller(engine)

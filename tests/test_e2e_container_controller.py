@@ -13,7 +13,7 @@ import pytest
 
 import containerlab
 import lab
-from certbot_nginx_webroot.controllers import NginxError
+from certbot_nginx_webroot.controllers import NginxError, NotRunning
 from certbot_nginx_webroot.controllers.container import ContainerNginx
 from certbot_nginx_webroot.controllers.engine_cli import EngineCli
 from certbot_nginx_webroot.problems import NotInstalled, Problem
@@ -112,6 +112,10 @@ def test_stopped_container_is_one_line_and_stays_stopped(engine, web):
     with pytest.raises(NotInstalled) as err:
         control(engine).check_installed()
     assert str(err.value).startswith(f"{engine.name} container '{NAME}' is exited, not running")
+    with pytest.raises(NotRunning) as err:
+        control(engine).reload(timeout=5)
+    assert str(err.value).startswith(f"nginx is not running: {engine.name} container '{NAME}' "
+                                     "is exited")
     assert engine.cli("inspect", "--format", "{{.State.Running}}", NAME).stdout.strip() \
         == "false"
 

@@ -181,6 +181,10 @@ class ContainerNginx:
         return procs.parse_ps(proc.stdout)
 
     def _master(self) -> Tuple[procs.Proc, Dict[int, procs.Proc]]:
+        state = inspect.state_problem(self.info())
+        if state:  # check_installed says so too; here it is nginx not running
+            raise NotRunning(f"nginx is not running: {self._where()} {state}; "
+                             "nothing was signalled")
         nginx, found = self._ps()
         master, why = procs.find_master(nginx, found)
         if master is None:
