@@ -432,6 +432,34 @@ def test_nginx_path_maps_back_and_names_the_letsencrypt_mount():
     assert "add -v /etc/letsencrypt:/etc/letsencrypt" in str(err.value)
 
 
+def lineage(config_dir):
+    """A lineage as certbot lays it out: live/ links into ../../archive/."""
+    archive = config_dir / "archive" / "a.org"
+    live = config_dir / "live" / "a.org"
+    archive.mkdir(parents=True)
+    live.mkdir(parents=True)
+    (archive / "fullchain1.pem").write_text("cert\n")
+    os.symlink("../../archive/a.org/fullchain1.pem", live / "fullchain.pem")
+    return live / "fullchain.pem"
+
+
+def test_nginx_path_keeps_the_live_link(tmp_path):
+    live = lineage(tmp_path / "letsencrypt")
+    info = inspect_data(mounts=[{"Type": "bind", "Source": str(tmp_path / "letsencrypt"),
+                                 "Destination": "/etc/letsencrypt"}])
+    assert inspect.container_path(info, str(live)) == "/etc/letsencrypt/live/a.org/fullchain.pem"
+
+
+def test_nginx_path_refuses_a_live_link_whose_archive_is_not_mounted(tmp_path):
+    live = lineage(tmp_path / "letsencrypt")
+    info = inspect_data(mounts=[{"Type": "bind", "Source": str(tmp_path / "letsencrypt/live"),
+                                 "Destination": "/etc/letsencrypt/live"}])
+    assert inspect.container_path(info, str(live)) is None
+    with pytest.raises(Problem) as err:
+        controller(FakeEngine(containers=[info])).nginx_path(str(live))
+    assert f"add -v {tmp_path}/letsencrypt:{tmp_path}/letsencrypt" in str(err.value)
+
+
 def test_nginx_path_hidden_under_a_nested_mount_is_not_mapped():
     info = inspect_data(mounts=[
         {"Type": "bind", "Source": "/srv/etc", "Destination": "/etc/nginx"},

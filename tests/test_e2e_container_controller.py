@@ -247,3 +247,41 @@ def test_daemon_not_answering_is_one_line(engine, tmp_path):
     assert str(err.value).startswith(f"cannot ask {engine.name} about nginx's container "
                                      f"'{NAME}': Cannot connect to ")
     assert "\n" not in str(err.value)
+
+
+def issue(lineage_dir, n):
+    """Version n of a lineage, as certbot writes it: archive/ files, live/
+    links to them."""
+    archive = os.path.join(lineage_dir, "archive", "a.org")
+    live = os.path.join(lineage_dir, "live", "a.org")
+    os.makedirs(archive, exist_ok=True)
+    os.makedirs(live, exist_ok=True)
+    cert, key = (os.path.join(archive, f"{what}{n}.pem") for what in ("fullchain", "privkey"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", f"/CN=a.org {n}",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    for what in ("fullchain", "privkey"):
+        link = os.path.join(live, f"{what}.pem")
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(f"../../archive/a.org/{what}{n}.pem", link)
+    return cert
+
+
+def test_certificate_through_the_live_link_renews_with_a_reload(engine, web):
+    ctl = control(engine)
+    first = issue(web.letsencrypt, 1)
+    live = os.path.join(web.letsencrypt, "live", "a.org")
+    cert = ctl.nginx_path(os.path.join(live, "fullchain.pem"))
+    key = ctl.nginx_path(os.path.join(live, "privkey.pem"))
+    assert (cert, key) == ("/etc/letsencrypt/live/a.org/fullchain.pem",
+                           "/etc/letsencrypt/live/a.org/privkey.pem")
+    web.write("conf.d/tls.conf", "server {\n    listen 127.0.0.1:{https} ssl;\n"
+              f"    server_name a.org;\n    ssl_certificate {cert};\n"
+              f"    ssl_certificate_key {key};\n    return 204;\n}}\n")
+    ctl.test()
+    ctl.reload(timeout=20)
+    assert lab.served_cert_der("a.org") == lab.leaf_der(first)
+    second = issue(web.letsencrypt, 2)  # a renewal: no edit, one reload
+    ctl.reload(timeout=20)
+    assert lab.served_cert_der("a.org") == lab.leaf_der(second)

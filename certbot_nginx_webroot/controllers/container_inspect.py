@@ -57,21 +57,36 @@ def host_path(info: Info, path: str) -> Optional[str]:
 
 
 def container_path(info: Info, path: str, resolve=os.path.realpath) -> Optional[str]:
-    """The path in the container of path on the host, through a mount whose
-    source holds it (the longest such source; symbolic links on the host
-    side resolved, as the engine resolved them when it mounted); None when
-    no mount does, or a nested mount in the container hides it there."""
+    """The path in the container of path on the host, as nginx's
+    configuration should name it: path itself mapped through the mount
+    whose source holds it, its symbolic links kept (a lineage's live/
+    link, so a renewal needs no edit).  None when no mount holds it, a
+    nested mount in the container hides it there, or what it links to
+    (live/ -> ../../archive/) is not in the container too."""
+    found = _through_sources(info, posixpath.normpath(path), resolve)
     real = resolve(path)
+    if found is None or _through_sources(info, real, resolve) is None:
+        return None
+    return found
+
+
+def _through_sources(info: Info, path: str, resolve) -> Optional[str]:
+    """path mapped through the mount with the longest source holding it
+    (as written or with its links resolved, as the engine resolved them
+    when it mounted), if the container sees that file there."""
     best: Optional[Tuple[int, str]] = None
     for mount in _mounts(info):
         if mount.get("Type") not in ("bind", "volume") or not mount.get("Source"):
             continue
-        source = resolve(mount["Source"])
-        if _under(real, source) and (best is None or len(source) > best[0]):
-            rest = posixpath.relpath(real, source)
-            best = (len(source), posixpath.normpath(posixpath.join(mount["Destination"], rest)))
-    if best is None or host_path(info, best[1]) is None \
-            or resolve(host_path(info, best[1])) != real:
+        for source in {posixpath.normpath(mount["Source"]), resolve(mount["Source"])}:
+            if _under(path, source) and (best is None or len(source) > best[0]):
+                rest = posixpath.relpath(path, source)
+                best = (len(source),
+                        posixpath.normpath(posixpath.join(mount["Destination"], rest)))
+    if best is None:
+        return None
+    back = host_path(info, best[1])  # None or elsewhere: a nested mount hides it
+    if back is None or resolve(back) != resolve(path):
         return None
     return best[1]
 
