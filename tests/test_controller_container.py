@@ -405,8 +405,8 @@ def test_path_in_the_image_names_the_mount_to_add():
     with pytest.raises(Problem) as err:
         controller().local_path("/etc/nginx/nginx.conf")
     assert str(err.value) == (
-        "/etc/nginx/nginx.conf is inside the image of docker container 'web', on no volume "
-        "this machine can reach: mount it, -v /etc/nginx:/etc/nginx "
+        "/etc/nginx/nginx.conf (or a link on the way) is inside the image of docker container "
+        "'web', on no volume this machine can reach: mount it, -v /etc/nginx:/etc/nginx "
         "(compose: volumes: - /etc/nginx:/etc/nginx)")
 
 
@@ -517,3 +517,40 @@ def test_split_dump_gives_each_file_nginx_loaded():
     assert split_dump(text) == {
         "/etc/nginx/nginx.conf": "events {}\nhttp {\n    include /etc/nginx/conf.d/*.conf;\n}\n",
         "/etc/nginx/conf.d/a.conf": "# configuration file is x\nserver { listen 80; }"}
+
+
+def sites_volumes(tmp_path):
+    """Debian's layout on two volumes: sites-enabled/ holds absolute links
+    into sites-available/, as `ln -s /etc/nginx/sites-available/x` makes."""
+    available, enabled = tmp_path / "available", tmp_path / "enabled"
+    available.mkdir()
+    enabled.mkdir()
+    (available / "shop").write_text("server {}\n")
+    return inspect_data(mounts=[
+        {"Type": "bind", "Source": str(available), "Destination": "/etc/nginx/sites-available"},
+        {"Type": "bind", "Source": str(enabled), "Destination": "/etc/nginx/sites-enabled"}])
+
+
+def test_local_path_follows_links_as_the_container_does(tmp_path):
+    info = sites_volumes(tmp_path)
+    os.symlink("/etc/nginx/sites-available/shop", tmp_path / "enabled" / "shop")
+    os.symlink("../sites-available/shop", tmp_path / "enabled" / "relative")
+    # The absolute link means the container's file, never this machine's
+    # /etc/nginx/sites-available/shop.
+    assert inspect.host_file(info, "/etc/nginx/sites-enabled/shop") == \
+        str(tmp_path / "available" / "shop")
+    assert inspect.host_file(info, "/etc/nginx/sites-enabled/relative") == \
+        str(tmp_path / "available" / "shop")
+    assert inspect.host_file(info, "/etc/nginx/sites-enabled/new.conf") == \
+        str(tmp_path / "enabled" / "new.conf")  # not there yet: to be created
+
+
+def test_local_path_refuses_a_link_into_the_image(tmp_path):
+    info = sites_volumes(tmp_path)
+    os.symlink("/etc/nginx/conf.d/default.conf", tmp_path / "enabled" / "default")
+    os.symlink("loop", tmp_path / "enabled" / "loop")
+    assert inspect.host_file(info, "/etc/nginx/sites-enabled/default") is None
+    assert inspect.host_file(info, "/etc/nginx/sites-enabled/loop") is None
+    with pytest.raises(Problem) as err:
+        controller(FakeEngine(containers=[info])).local_path("/etc/nginx/sites-enabled/default")
+    assert "(or a link on the way) is inside the image" in str(err.value)

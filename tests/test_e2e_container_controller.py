@@ -285,3 +285,17 @@ def test_certificate_through_the_live_link_renews_with_a_reload(engine, web):
     second = issue(web.letsencrypt, 2)  # a renewal: no edit, one reload
     ctl.reload(timeout=20)
     assert lab.served_cert_der("a.org") == lab.leaf_der(second)
+
+
+def test_local_path_follows_an_absolute_link_as_nginx_in_the_container_does(engine, web):
+    # conf.d/linked.conf -> /usr/share/nginx/html/real.conf: a path in the
+    # container (the webroot volume); on this machine that path is another file.
+    web.write("html/real.conf", site('return 200 "linked\\n";').replace(
+        "127.0.0.1:{http}", "127.0.0.1:{backend}"))
+    os.symlink("/usr/share/nginx/html/real.conf", web.host_path("conf.d/linked.conf"))
+    ctl = control(engine)
+    assert ctl.local_path("/etc/nginx/conf.d/linked.conf") == web.host_path("html/real.conf")
+    ctl.reload(timeout=20)
+    assert lab.http_get("a", "/", port=lab.BACKEND_PORT) == (200, b"linked\n")
+    with open(ctl.local_path("/etc/nginx/conf.d/linked.conf")) as f:
+        assert f.read() == ctl.config_dump()["/etc/nginx/conf.d/linked.conf"]

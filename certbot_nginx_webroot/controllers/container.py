@@ -243,12 +243,12 @@ class ContainerNginx:
         return found
 
     def local_path(self, path: str) -> str:
-        found = inspect.host_path(self.info(), path)
+        found = inspect.host_file(self.info(), path)
         if found is None:
             directory = inspect.mount_to_add(path, is_dir=path.endswith("/"))
-            raise Problem(f"{path} is inside the image of {self._where()}, on no volume "
-                          f"this machine can reach: mount it, {inspect.mount_advice(directory)}",
-                          file=path)
+            raise Problem(f"{path} (or a link on the way) is inside the image of "
+                          f"{self._where()}, on no volume this machine can reach: mount it, "
+                          f"{inspect.mount_advice(directory)}", file=path)
         return found
 
     def nginx_path(self, path: str) -> str:

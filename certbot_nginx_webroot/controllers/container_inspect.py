@@ -56,28 +56,57 @@ def host_path(info: Info, path: str) -> Optional[str]:
     return posixpath.normpath(posixpath.join(mount["Source"], rest))
 
 
-def container_path(info: Info, path: str, resolve=os.path.realpath) -> Optional[str]:
+def host_file(info: Info, path: str, readlink=os.readlink) -> Optional[str]:
+    """The host path of the file nginx in the container opens at path:
+    symbolic links followed as the kernel follows them in the container
+    (an absolute target is a path in the container, a relative one is
+    relative to the link's directory there), each step read through the
+    mounts (a directory in the image, above the volumes, taken for one);
+    None when the file is on no mount (inside the image), or links loop.  Not followed so, an absolute link on a volume (Debian's
+    sites-enabled/x -> /etc/nginx/sites-available/x) would name this
+    machine's own file."""
+    parts = [p for p in reversed(path.split("/")) if p]
+    current, hops = "/", 0
+    while parts:
+        name = parts.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            current = posixpath.dirname(current)
+            continue
+        candidate = posixpath.join(current, name)
+        host = host_path(info, candidate)
+        try:
+            if host is None:  # in the image (/etc above a volume): a directory
+                raise OSError("not readable from here")
+            target = readlink(host)
+        except OSError:  # not a link, or not there yet (a file to create)
+            current = candidate
+            continue
+        hops += 1
+        if hops > 40:  # the kernel's limit too (ELOOP)
+            return None
+        if target.startswith("/"):
+            current = "/"
+        parts.extend(p for p in reversed(target.split("/")) if p)
+    return host_path(info, current)
+
+
+def container_path(info: Info, path: str, resolve=os.path.realpath,
+                   readlink=os.readlink) -> Optional[str]:
     """The path in the container of path on the host, as nginx's
     configuration should name it: path itself mapped through the mount
     whose source holds it, its symbolic links kept (a lineage's live/
-    link, so a renewal needs no edit).  None when no mount holds it, a
-    nested mount in the container hides it there, or what it links to
-    (live/ -> ../../archive/) is not in the container too."""
-    found = _through_sources(info, posixpath.normpath(path), resolve)
-    real = resolve(path)
-    if found is None or _through_sources(info, real, resolve) is None:
-        return None
-    return found
-
-
-def _through_sources(info: Info, path: str, resolve) -> Optional[str]:
-    """path mapped through the mount with the longest source holding it
-    (as written or with its links resolved, as the engine resolved them
-    when it mounted), if the container sees that file there."""
+    link, so a renewal needs no edit).  None unless nginx, opening that
+    path in the container, reaches this very file: no mount holds it, a
+    nested mount hides it there, or what it links to (live/ ->
+    ../../archive/) is not in the container too."""
+    path = posixpath.normpath(path)
     best: Optional[Tuple[int, str]] = None
     for mount in _mounts(info):
         if mount.get("Type") not in ("bind", "volume") or not mount.get("Source"):
             continue
+        # as written, or with its links resolved as the engine resolved them
         for source in {posixpath.normpath(mount["Source"]), resolve(mount["Source"])}:
             if _under(path, source) and (best is None or len(source) > best[0]):
                 rest = posixpath.relpath(path, source)
@@ -85,8 +114,8 @@ def _through_sources(info: Info, path: str, resolve) -> Optional[str]:
                         posixpath.normpath(posixpath.join(mount["Destination"], rest)))
     if best is None:
         return None
-    back = host_path(info, best[1])  # None or elsewhere: a nested mount hides it
-    if back is None or resolve(back) != resolve(path):
+    reached = host_file(info, best[1], readlink)
+    if reached is None or resolve(reached) != resolve(path):
         return None
     return best[1]
 
