@@ -580,3 +580,17 @@ def test_own_proc_check_passes_here():
     # This machine's /proc is this shell's: the scripts' first line lets them run.
     assert run_script(procs.PS_SCRIPT).returncode == 0
 
+
+@pytest.mark.skipif(subprocess.run(["unshare", "--pid", "--fork", "true"],
+                                   capture_output=True).returncode != 0,
+                    reason="no PID namespaces here (unshare --pid refused)")
+@pytest.mark.parametrize("script", ["PS_SCRIPT", "SIGNAL_SCRIPT"])
+def test_scripts_refuse_a_proc_of_another_pid_namespace(script, fake_master):
+    # In a PID namespace of its own under this machine's /proc, the shell
+    # is pid 1 but /proc/self is its pid out here: what the scripts refuse.
+    proc = subprocess.run(["unshare", "--pid", "--fork", "sh", "-c", getattr(procs, script), "sh",
+                           str(fake_master.pid), start_of(fake_master.pid), "TERM"],
+                          capture_output=True, text=True)
+    assert proc.returncode == procs.FOREIGN_PROC
+    assert fake_master.poll() is None
+
