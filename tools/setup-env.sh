@@ -3,8 +3,9 @@
 #
 # - System tools from apt, only those missing: nginx (any nginx already
 #   installed is used as it is), pebble and pebble-challtestsrv (a local ACME
-#   CA), openssl, haproxy (the tests of nginx behind a load balancer), and
-#   python3-venv (Debian's python3 has no venv or pip).
+#   CA), openssl, haproxy (the tests of nginx behind a load balancer),
+#   openssh-server and iproute2 (the fleet lab: nginx nodes reached over
+#   ssh), and python3-venv (Debian's python3 has no venv or pip).
 # - Python packages in a virtual environment inside the checkout, .venv,
 #   never in the system Python: certbot, acme, this plugin (editable), pytest
 #   and certbot-nginx (the tests that move a certificate from it).
@@ -23,6 +24,10 @@ _missing_packages() {
     command -v openssl >/dev/null || echo openssl
     # The tests of nginx behind a load balancer (listen ... proxy_protocol).
     command -v haproxy >/dev/null || echo haproxy
+    # The fleet lab (tests/fleetlab.py): nodes reached over ssh, each with
+    # its own sshd, and linked to the lab by veth pairs.
+    [ -x /usr/sbin/sshd ] || echo openssh-server
+    command -v ip >/dev/null || echo iproute2
     # Debian's python3 has no ensurepip (so no venv with pip) without python3-venv.
     python3 -c "import ensurepip, venv" 2>/dev/null || echo python3-venv
 }

@@ -76,6 +76,7 @@ class Controller(Protocol):
 REGISTRY = {
     "local": "certbot_nginx_webroot.controllers.local:LocalNginx",
     "container": "certbot_nginx_webroot.controllers.container:ContainerNginx",
+    "ssh": "certbot_nginx_webroot.controllers.ssh:SshNginx",
 }
 
 
