@@ -23,7 +23,7 @@ from certbot_nginx_webroot.controllers import NginxError, NotRunning
 from certbot_nginx_webroot.controllers import container_inspect as inspect
 from certbot_nginx_webroot.controllers import container_procs as procs
 from certbot_nginx_webroot.controllers.engine_cli import EngineCli, choose_engine
-from certbot_nginx_webroot.controllers.local import _first_problem
+from certbot_nginx_webroot.controllers.local import first_problem
 from certbot_nginx_webroot.problems import NotInstalled, Problem
 
 POLL_INTERVAL = 0.05
@@ -71,7 +71,7 @@ class ContainerNginx:
         # inspect also takes an id or its prefix: only the container by this name counts.
         found = [c for c in found if inspect.name_of(c) == self.name]
         if not found:
-            complaint = _first_problem(proc.stderr) if proc.returncode != 0 else ""
+            complaint = first_problem(proc.stderr) if proc.returncode != 0 else ""
             # Both engines say "no such container" (docker: "No such
             # container: NAME"; podman: "no such container NAME"); anything
             # else is the engine failing (daemon down, permission denied).
@@ -110,7 +110,7 @@ class ContainerNginx:
         # cannot be run there); nginx and the scripts never exit so.
         if proc.returncode in (125, 126, 127):
             raise NginxError(f"cannot run {args[0]} in {self._where()}: "
-                             f"{_first_problem(proc.stderr)}")
+                             f"{first_problem(proc.stderr)}")
         return proc
 
     # -- nginx ---------------------------------------------------------
@@ -121,7 +121,7 @@ class ContainerNginx:
         proc = self.exec("nginx", *self._conf_args(), "-t")
         if proc.returncode != 0:
             raise NginxError(f"nginx -t failed in {self._where()}: "
-                             + _first_problem(proc.stderr + proc.stdout))
+                             + first_problem(proc.stderr + proc.stdout))
 
     def build_info(self) -> BuildInfo:
         if self._build_info is None:
@@ -129,7 +129,7 @@ class ContainerNginx:
             output = proc.stderr + proc.stdout
             if proc.returncode != 0:
                 raise NginxError(f"nginx -V failed in {self._where()}: "
-                                 f"{_first_problem(output)}")
+                                 f"{first_problem(output)}")
             self._build_info = parse_build_info(output)
         return self._build_info
 
@@ -153,7 +153,7 @@ class ContainerNginx:
         proc = self.exec("nginx", *self._conf_args(), "-T")
         if proc.returncode != 0:
             raise NginxError(f"nginx -T failed in {self._where()}: "
-                             + _first_problem(proc.stderr + proc.stdout))
+                             + first_problem(proc.stderr + proc.stdout))
         return split_dump(proc.stdout)
 
     @property
@@ -180,7 +180,7 @@ class ContainerNginx:
             raise self._foreign_proc()
         if proc.returncode != 0:
             raise NginxError(f"cannot list the processes in {self._where()}: "
-                             f"{_first_problem(proc.stderr)}")
+                             f"{first_problem(proc.stderr)}")
         return procs.parse_ps(proc.stdout)
 
     def _master(self) -> Tuple[procs.Proc, Dict[int, procs.Proc]]:
@@ -209,7 +209,7 @@ class ContainerNginx:
                              f"signalled (pid {master.pid}); nothing was signalled")
         if proc.returncode != 0:
             raise NginxError(f"cannot signal nginx's master in {self._where()}: "
-                             f"{_first_problem(proc.stderr)}")
+                             f"{first_problem(proc.stderr)}")
 
     def reload(self, timeout: float = 30.0) -> None:
         """SIGHUP to the master in the container, then wait until the new
