@@ -422,20 +422,10 @@ class NginxWebroot(_FleetEdge, common.Installer, interfaces.Authenticator,
         self._controller.check_installed()
 
     def _lock_server_root(self) -> None:
-        """Hold certbot's lock on the server root until certbot exits, so
-        one run's read-edit-reload cycle is never interleaved with
-        another's (two runs with their own config dirs are not serialized
-        by certbot's own locks).  It is the lock file certbot's nginx plugin
-        takes too, so the two plugins exclude each other."""
-        server_root = self.conf("server-root")
-        try:
-            util.lock_dir_until_exit(server_root)
-        except errors.LockError as err:
-            raise errors.PluginError(
-                f"cannot lock {server_root}: another certbot run is using this nginx "
-                "configuration; rerun when it has finished") from err
-        except OSError as err:  # a read-only server root: nothing here can edit it either
-            logger.debug("Not locking %s: %s", server_root, err)
+        lock_until_exit(self.conf("server-root"))
+
+    def _tls_snippet(self, create: bool) -> str:
+        return tls_snippet(self.config.config_dir, create)
 
     def _recover_interrupted_run(self) -> None:
         """Undo what a run that was killed mid-way left unfinished (a dry
@@ -463,22 +453,6 @@ class NginxWebroot(_FleetEdge, common.Installer, interfaces.Authenticator,
             logger.warning("Not reloading nginx after undoing them: %s", err)
             return
         self._golive.reload()
-
-    def _tls_snippet(self, create: bool) -> str:
-        """The path of the TLS policy snippet in certbot's config directory,
-        installed (create) or brought up to date if it is there; an edited
-        one is left alone and reported once (certbot's own scheme)."""
-        config_dir = os.path.abspath(self.config.config_dir)
-        path = os.path.join(config_dir, tls.SNIPPET_NAME)
-        if create or os.path.exists(path):
-            try:
-                os.makedirs(config_dir, exist_ok=True)
-                common.install_version_controlled_file(
-                    path, os.path.join(config_dir, tls.DIGEST_NAME), tls.SHIPPED_SNIPPET,
-                    tls.SHIPPED_HASHES)
-            except OSError as err:
-                raise problems.Problem(f"cannot install {path}: {err}") from err
-        return path
 
     # -- authenticator ----------------------------------------------------
 
@@ -686,6 +660,39 @@ def node_list(value: Any) -> List[str]:
             if node.strip() and node.strip() not in found:
                 found.append(node.strip())
     return found
+
+
+def lock_until_exit(server_root: str) -> None:
+    """Hold certbot's lock on the server root until certbot exits, so one
+    run's read-edit-reload cycle is never interleaved with another's (two
+    runs with their own config dirs are not serialized by certbot's own
+    locks).  It is the lock file certbot's nginx plugin takes too, so the
+    two plugins exclude each other."""
+    try:
+        util.lock_dir_until_exit(server_root)
+    except errors.LockError as err:
+        raise errors.PluginError(
+            f"cannot lock {server_root}: another certbot run is using this nginx "
+            "configuration; rerun when it has finished") from err
+    except OSError as err:  # a read-only server root: nothing here can edit it either
+        logger.debug("Not locking %s: %s", server_root, err)
+
+
+def tls_snippet(config_dir: str, create: bool) -> str:
+    """The path of the TLS policy snippet in certbot's config directory,
+    installed (create) or brought up to date if it is there; an edited
+    one is left alone and reported once (certbot's own scheme)."""
+    config_dir = os.path.abspath(config_dir)
+    path = os.path.join(config_dir, tls.SNIPPET_NAME)
+    if create or os.path.exists(path):
+        try:
+            os.makedirs(config_dir, exist_ok=True)
+            common.install_version_controlled_file(
+                path, os.path.join(config_dir, tls.DIGEST_NAME), tls.SHIPPED_SNIPPET,
+                tls.SHIPPED_HASHES)
+        except OSError as err:
+            raise problems.Problem(f"cannot install {path}: {err}") from err
+    return path
 
 
 def last_lineage(renewal_configs_dir: str, certname: Optional[str]) -> Optional[str]:

@@ -27,7 +27,7 @@ COMMAND_TIMEOUT = 60.0
 # How nginx titles its master process (ngx_setproctitle), then its command line.
 MASTER_TITLE = b"nginx: master process "
 # As nginx writes a pid file: decimal digits and a newline.
-_PID_TEXT = re.compile(rb"[0-9]{1,10}\n?")
+PID_TEXT = re.compile(rb"[0-9]{1,10}\n?")
 
 
 class LocalNginx:
@@ -80,7 +80,7 @@ class LocalNginx:
         """``nginx -t``; raises NginxError with nginx's own complaint."""
         proc = self._run("-c", self.conf_path, "-t")
         if proc.returncode != 0:
-            raise NginxError("nginx -t failed: " + _first_problem(proc.stderr + proc.stdout))
+            raise NginxError("nginx -t failed: " + first_problem(proc.stderr + proc.stdout))
 
     def build_info(self) -> BuildInfo:
         """``nginx -V``, asked once."""
@@ -88,7 +88,7 @@ class LocalNginx:
             proc = self._run("-V")
             output = proc.stderr + proc.stdout
             if proc.returncode != 0:
-                raise NginxError(f"{self.binary()} -V failed: {_first_problem(output)}")
+                raise NginxError(f"{self.binary()} -V failed: {first_problem(output)}")
             self._build_info = parse_build_info(output)
         return self._build_info
 
@@ -149,7 +149,7 @@ class LocalNginx:
         except OSError as err:
             raise NotRunning(f"nginx is not running (cannot read its pid file {path}: "
                              f"{err.strerror})") from err
-        pid = int(text) if _PID_TEXT.fullmatch(text) else 0
+        pid = int(text) if PID_TEXT.fullmatch(text) else 0
         if not text:  # `nginx -t` leaves it so when no nginx runs
             raise NotRunning(f"nginx is not running (its pid file {path} is empty)")
         if pid <= 1:  # 0, 1 (init) and garbage are never nginx's master
@@ -269,7 +269,7 @@ def _script_runs(path: str, exe: str) -> bool:
 _LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (\[\w+\]) \d+#\d+: ")
 
 
-def _first_problem(output: str) -> str:
+def first_problem(output: str) -> str:
     for line in output.splitlines():
         if "[emerg]" in line or "[crit]" in line or "[alert]" in line or "[error]" in line:
             return _LOG_PREFIX.sub(r"\1 ", line.strip())

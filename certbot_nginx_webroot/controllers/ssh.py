@@ -25,7 +25,7 @@ from certbot_nginx_webroot import parser
 from certbot_nginx_webroot.build_info import BuildInfo, parse_build_info
 from certbot_nginx_webroot.controllers import NginxError, NotRunning
 from certbot_nginx_webroot.controllers.local import (
-    MASTER_TITLE, _PID_TEXT, _first_problem)
+    MASTER_TITLE, PID_TEXT, first_problem)
 from certbot_nginx_webroot.controllers.openssh import OpenSsh, SshError, last_line
 from certbot_nginx_webroot.controllers.remote_files import RemoteFileError, RemoteFiles
 from certbot_nginx_webroot.problems import NotInstalled
@@ -180,7 +180,7 @@ class SshNginx:
         proc = self._run(self.ctl, "-c", self.conf_path, "-t")
         if proc.returncode != 0:
             raise NginxError(f"{self.destination}: nginx -t failed: "
-                             f"{_first_problem(self._text(proc))}")
+                             f"{first_problem(self._text(proc))}")
 
     def config_files(self) -> Dict[str, bytes]:
         """Every file of the node's configuration, as nginx reads it: the
@@ -189,7 +189,7 @@ class SshNginx:
         proc = self._run(self.ctl, "-c", self.conf_path, "-T")
         if proc.returncode != 0:
             raise NginxError(f"{self.destination}: nginx -T failed: "
-                             f"{_first_problem(self._text(proc))}")
+                             f"{first_problem(self._text(proc))}")
         try:
             return self.files.read_many(dumped_paths(proc.stdout.decode(errors="replace")))
         except RemoteFileError as err:
@@ -200,7 +200,7 @@ class SshNginx:
             proc = self._run(self.ctl, "-V")
             if proc.returncode != 0:
                 raise NginxError(f"{self.destination}: {self.ctl} -V failed: "
-                                 f"{_first_problem(self._text(proc))}")
+                                 f"{first_problem(self._text(proc))}")
             self._build_info = parse_build_info(self._text(proc))
         return self._build_info
 
@@ -243,7 +243,7 @@ class SshNginx:
             raise NotRunning(f"{where} ({err})") from err
         if not text:
             raise NotRunning(f"{where} (its pid file {path} is empty)")
-        pid = int(text) if _PID_TEXT.fullmatch(text) else 0
+        pid = int(text) if PID_TEXT.fullmatch(text) else 0
         if pid <= 1:
             raise NotRunning(f"{where}: its pid file {path} holds "
                              f"{text.decode(errors='replace').strip()[:20]!r}, not the pid of a "
