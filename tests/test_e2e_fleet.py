@@ -267,3 +267,44 @@ def test_a_node_that_refuses_leaves_every_node_as_it_was(fleet, certbot):
     for node in fleet.nodes:
         assert not os.path.exists(node.local(f"webroot/{challenges.HTTP01.URI_ROOT_PATH}"))
     assert not os.path.exists(certbot.live(second))
+
+
+def test_two_lineages_renewed_in_one_run_reload_each_node_once(fleet, certbot):
+    second = "second.fleet.example"  # its site is on every node (the test above)
+    certbot.run("run", "-a", "nginx-webroot", "-i", "nginx-webroot", *fleet_args(fleet),
+                "-d", second)
+    before = [node_files(node) for node in fleet.nodes]
+    reloads = [node.reloads() for node in fleet.nodes]
+    previous = {name: lab.leaf_der(certbot.live(name)) for name in (NAMES[0], second)}
+    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+    assert [node.reloads() - n for node, n in zip(fleet.nodes, reloads)] == [1, 1, 1]
+    assert [node_files(node) for node in fleet.nodes] == before
+    for name in (NAMES[0], second):
+        renewed = lab.leaf_der(certbot.live(name))
+        assert renewed != previous[name]
+        for node in fleet.nodes:
+            assert served(node, name) == renewed, (node.name, name)
+
+
+def test_the_self_check_names_the_node_that_does_not_serve_the_file(fleet, certbot):
+    """node2 alone answers every GET for the name with 403 (a server-level
+    if): the self-check asks each node at its own address, names node2 and
+    where it asked, and the CA is not asked; every node is as it was."""
+    third = "third.fleet.example"
+    for node in fleet.nodes:
+        site = SITE.replace("fleet.example www.fleet.example", third)
+        if node is fleet.nodes[1]:
+            site = site.replace("    root", "    if ($request_method = GET) { return 403; }\n"
+                                "    root")
+        node.write("nginx/sites/third.conf", site)
+        node.run(lab.nginx_binary(), "-c", node.conf, "-s", "reload")
+    before = [node_files(node) for node in fleet.nodes]
+    proc = certbot.run("certonly", "-a", "nginx-webroot", *fleet_args(fleet), "-d", third,
+                       check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert re.search(r"node2: nginx does not serve the challenge files.*via "
+                     rf"{re.escape(fleet.nodes[1].address)}:{fleetlab.NODE_HTTP}: HTTP 403",
+                     output), output
+    assert [node_files(node) for node in fleet.nodes] == before
+    assert not os.path.exists(certbot.live(third))
