@@ -7,6 +7,8 @@ import types
 import configobj
 import pytest
 
+from certbot import errors
+
 from certbot_nginx_webroot import plugin, probes
 from certbot_nginx_webroot.config import ConfigError
 from certbot_nginx_webroot.controllers import NginxError
@@ -139,6 +141,7 @@ class FakeNodeNginx:
 
     def __init__(self, name, files=None, refuses=lambda files: False):
         self.destination = name
+        self.runner = None  # the store's ssh runner: not used here
         self.identity = ("ssh", name, "/etc/nginx/nginx.conf")
         self.main_conf = "/etc/nginx/nginx.conf"
         self.files = FakeFiles(node_files() if files is None else files)
@@ -354,3 +357,46 @@ def test_a_first_install_refuses_a_node_that_is_down():
     flows.down = ["web2"]
     with pytest.raises(Problem, match="cannot install on web2, which is down"):
         flows.deploy_cert("a.example", "/x/cert.pem", "/x/privkey.pem", "/x/fullchain.pem")
+
+
+# -- the edge ---------------------------------------------------------------------
+
+def fleet_plugin(tmp_path, nodes, made):
+    """The plugin with nodes named, each node's controller a fake (handed
+    in as a callable node -> controller; made collects them)."""
+    config = types.SimpleNamespace(
+        nginx_webroot_server_root="/etc/nginx", nginx_webroot_ctl="nginx",
+        nginx_webroot_path="/var/www/acme", nginx_webroot_node=nodes,
+        nginx_webroot_ssh_config=None, http01_port=80, https_port=443,
+        config_dir=str(tmp_path / "le"), work_dir=str(tmp_path / "work"),
+        backup_dir=str(tmp_path / "work/backups"),
+        temp_checkpoint_dir=str(tmp_path / "work/temp"),
+        in_progress_dir=str(tmp_path / "work/progress"), strict_permissions=False,
+        dry_run=False, verb="certonly")
+
+    def controller(name):
+        made[name] = FakeNodeNginx(name)
+        return made[name]
+    return plugin.NginxWebroot(config, "nginx-webroot", controller=controller)
+
+
+def test_with_nodes_the_edge_drives_every_node(tmp_path):
+    made = {}
+    auth = fleet_plugin(tmp_path, ["web1", "web2,web3"], made)
+    flows = auth._wired()
+    assert isinstance(flows, fleet.FleetFlows)
+    assert [run.destination for run in flows.runs] == ["web1", "web2", "web3"]
+    auth.prepare()
+    auth.config_test()
+    assert [made[n].tests for n in ("web1", "web2", "web3")] == [1, 1, 1]
+    assert sorted(auth.get_all_names()) == ["a.example", "b.example", "c.example"]
+
+
+def test_the_edge_turns_a_refused_host_key_into_certbots_error(tmp_path):
+    made = {}
+    auth = fleet_plugin(tmp_path, ["web1", "web2"], made)
+    auth._wired()
+    made["web2"].installed_error = unreachable("ssh web2 failed: Host key verification failed.")
+    with pytest.raises(errors.NoInstallationError, match="web2.*Host key verification"):
+        auth.prepare()
+    assert [made[n].tests for n in ("web1", "web2")] == [0, 0]
