@@ -105,9 +105,12 @@ def node_files(node):
 
 
 class Load:
-    """Requests through the balancer while certbot runs; counts failures."""
+    """Requests through the balancer while certbot runs, HTTP and HTTPS in
+    turn (each a new connection, so every node's reload is met); counts
+    failures."""
 
     def __init__(self, fleet):
+        self.fleet = fleet
         self.url = f"http://{fleet.balancer}:{lab.HTTP_PORT}/whoami"
         self.done, self.failed = 0, []
         self._stop = threading.Event()
@@ -116,8 +119,11 @@ class Load:
     def _run(self):
         while not self._stop.is_set():
             try:
-                with urllib.request.urlopen(self.url, timeout=5) as answer:
-                    answer.read()
+                if self.done % 2:
+                    lab.served_cert_der(NAMES[0], lab.HTTPS_PORT, self.fleet.balancer)
+                else:
+                    with urllib.request.urlopen(self.url, timeout=5) as answer:
+                        answer.read()
                 self.done += 1
             except OSError as err:
                 self.failed.append(repr(err))
