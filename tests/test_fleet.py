@@ -132,6 +132,10 @@ class FakeFiles:
     def remove(self, path):
         self.files.pop(path, None)
 
+    def digest(self, path):
+        data = self.files.get(path, self.keys.get(path))
+        return "" if data is None else hashlib.sha256(data).hexdigest()
+
     def make_directory(self, path):
         pass
 
@@ -400,3 +404,48 @@ def test_the_edge_turns_a_refused_host_key_into_certbots_error(tmp_path):
     with pytest.raises(errors.NoInstallationError, match="web2.*Host key verification"):
         auth.prepare()
     assert [made[n].tests for n in ("web1", "web2")] == [0, 0]
+
+
+def test_a_node_that_has_the_same_file_already_is_not_written(tmp_path):
+    """The machine running certbot as one of the nodes: certbot's own live
+    files are at the very paths; they are not replaced (their symlinks kept)."""
+    fullchain = tmp_path / "fullchain.pem"
+    fullchain.write_bytes(b"cert")
+    (tmp_path / "privkey.pem").write_bytes(b"key")
+    run = node_run("web1")
+    run.controller.files.files[str(fullchain)] = b"cert"
+    run.controller.files.keys[str(tmp_path / "privkey.pem")] = b"key"
+    run.controller.files.fail_write = str(fullchain)  # a write would fail the test
+    run.deliver({str(fullchain): ["a.example"]})
+    run.controller.files.keys.clear()
+    run.deliver({str(fullchain): ["a.example"]})  # a key that differs is written
+    assert run.controller.files.keys == {str(tmp_path / "privkey.pem"): b"key"}
+
+
+class LocalShell:
+    """Runs the remote scripts on this machine's sh, as ssh would on a node."""
+
+    def run(self, destination, command, stdin=None):
+        import subprocess
+        return subprocess.run(command, input=stdin or b"", capture_output=True)
+
+
+def test_the_remote_scripts_read_many_digest_and_remove_on_a_real_sh(tmp_path):
+    from certbot_nginx_webroot.controllers.remote_files import RemoteFiles
+    files = RemoteFiles(LocalShell(), "here")
+    a, b, empty = tmp_path / "a.conf", tmp_path / "b c.conf", tmp_path / "empty"
+    a.write_bytes(b"line\n\x00binary\n")
+    b.write_bytes(b"no newline")
+    empty.write_bytes(b"")
+    assert files.read_many([str(a), str(empty), str(b)]) == {
+        str(a): b"line\n\x00binary\n", str(empty): b"", str(b): b"no newline"}
+    with pytest.raises(RemoteFileError):
+        files.read_many([str(tmp_path / "missing")])
+    assert files.digest(str(a)) == hashlib.sha256(a.read_bytes()).hexdigest()
+    assert files.digest(str(tmp_path / "missing")) == ""
+    link = tmp_path / "link"
+    link.symlink_to(a)
+    files.remove(str(link))  # a symlink is never removed through
+    assert link.is_symlink()
+    files.remove(str(a))
+    assert not a.exists()

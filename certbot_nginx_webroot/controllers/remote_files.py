@@ -63,6 +63,11 @@ MKDIR_SCRIPT = r"""umask 022
 mkdir -p -- "$1"
 """
 
+# $1 a path: its SHA-256 (of what it points to), or nothing when it is not a file.
+DIGEST_SCRIPT = r"""[ -f "$1" ] || exit 0
+sha256sum < "$1" | cut -d' ' -f1
+"""
+
 KEY_MODE = 0o600
 ROOT = "0:0"
 
@@ -95,6 +100,15 @@ class RemoteFiles:
             raise RemoteFileError(f"cannot read the files of {self.destination}: "
                                   f"{last_line(proc.stderr)}")
         return split_sized(proc.stdout, paths, self.destination)
+
+    def digest(self, path: str) -> str:
+        """The hex SHA-256 of path's content, "" when there is no such
+        file (the content itself, a key's, never comes back)."""
+        proc = self.runner.run(self.destination, ["sh", "-c", DIGEST_SCRIPT, "sh", path])
+        if proc.returncode != 0:
+            raise RemoteFileError(f"cannot read {path} on {self.destination}: "
+                                  f"{last_line(proc.stderr)}")
+        return proc.stdout.decode(errors="replace").strip()
 
     def remove(self, path: str) -> None:
         proc = self.runner.run(self.destination, ["sh", "-c", REMOVE_SCRIPT, "sh", path])

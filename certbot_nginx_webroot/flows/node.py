@@ -80,7 +80,10 @@ class NodeRun(Run):
 
     def send(self, local: str, key: bool = False) -> None:
         """This machine's file local to the node, at the path nginx there
-        reads it from (controller.nginx_path); a key 0600 and root's."""
+        reads it from (controller.nginx_path); a key 0600 and root's.  A
+        node that has the very same content there already is left alone:
+        the machine running certbot may be a node itself, where that path
+        is certbot's own (a symlink into its archive)."""
         remote = self.controller.nginx_path(local)
         try:
             with open(local, "rb") as f:
@@ -88,6 +91,8 @@ class NodeRun(Run):
         except OSError as err:
             raise Problem(f"cannot read {local}: {err.strerror}") from err
         files = self.controller.files
+        if files.digest(remote) == hashlib.sha256(data).hexdigest():
+            return
         files.make_directory(os.path.dirname(remote))
         if key:
             files.write_key(remote, data)
