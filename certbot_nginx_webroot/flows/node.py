@@ -15,7 +15,7 @@ import fnmatch
 import hashlib
 import logging
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from certbot_nginx_webroot import config as nginx_config
 from certbot_nginx_webroot import parser
