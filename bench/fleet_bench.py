@@ -31,7 +31,7 @@ def one(acme, count):
     try:
         for node in fleet.nodes:
             node.write("nginx/sites/site.conf", fleet_tests.SITE)
-            node.run(lab.nginx_binary(), "-c", node.conf, "-s", "reload")
+            node.run(fleetlab.NODE_NGINX, "-c", node.conf, "-s", "reload")
         time.sleep(0.5)
         certbot = lab.Certbot(os.path.join(fleet.view, "certbot"), acme, None)
         started = time.monotonic()

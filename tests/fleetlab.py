@@ -37,6 +37,11 @@ from typing import List, Optional
 import lab
 
 SUBNET = "10.231"  # node i: SUBNET.i.2; the lab's end of its link: SUBNET.i.1
+# A node runs its own system's nginx (Debian's package), as a server does.
+# The suites' NGINX_BINARY (lab.nginx_binary(): e.g. a newer nginx run
+# through a loader script from a directory of this machine) is for the
+# local nginx's tests; a node's master would show the loader, not nginx.
+NODE_NGINX = "/usr/sbin/nginx"
 MAX_NODES = 5
 # Each node listens on the ports certbot is told (--http-01-port,
 # --https-port), as behind a balancer that forwards a port to the same port
@@ -290,7 +295,7 @@ class Node:
         (a machine booting again after stop(): its files are kept)."""
         self._start_namespaces()
         self._link()
-        self.run(lab.nginx_binary(), "-c", self.conf)
+        self.run(NODE_NGINX, "-c", self.conf)
         self.sshd = _spawn(["nsenter", "-t", str(self.init_pid), "-p", "-m", "-n", "-r", "--",
                             SSHD, "-D", "-e", "-f", self.path("ssh/sshd_config")],
                            self.local("logs/sshd.log"))

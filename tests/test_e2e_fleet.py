@@ -56,7 +56,7 @@ def fleet():
     nodes = fleetlab.Fleet(3).start()
     for node in nodes.nodes:
         node.write("nginx/sites/site.conf", SITE)
-        node.run(lab.nginx_binary(), "-c", node.conf, "-s", "reload")
+        node.run(fleetlab.NODE_NGINX, "-c", node.conf, "-s", "reload")
     for node in nodes.nodes:  # the master logs the signal in its own time
         deadline = time.monotonic() + 10
         while node.reloads() < 1 and time.monotonic() < deadline:
@@ -73,7 +73,7 @@ def certbot(acme, fleet):
 def fleet_args(fleet, ssh_config=None):
     args = ["--nginx-webroot-ssh-config", ssh_config or fleet.ssh_config,
             "--nginx-webroot-server-root", os.path.join(fleet.view, "nginx"),
-            "--nginx-webroot-ctl", lab.nginx_binary(),
+            "--nginx-webroot-ctl", fleetlab.NODE_NGINX,
             "--nginx-webroot-path", os.path.join(fleet.view, "webroot")]
     for node in fleet.nodes:
         args += ["--nginx-webroot-node", node.name]
@@ -255,7 +255,7 @@ def test_a_node_that_refuses_leaves_every_node_as_it_was(fleet, certbot):
     for node in fleet.nodes:
         node.write("nginx/sites/second.conf", SITE.replace(
             "fleet.example www.fleet.example", second))
-        node.run(lab.nginx_binary(), "-c", node.conf, "-s", "reload")
+        node.run(fleetlab.NODE_NGINX, "-c", node.conf, "-s", "reload")
     third = fleet.nodes[2]
     third.write("nginx/sites/typo.conf", "server {\n    listen {address}:{http};\n"
                                          "    server_nmae typo.example;\n}\n")
@@ -303,7 +303,7 @@ def test_the_self_check_names_the_node_that_does_not_serve_the_file(fleet, certb
             site = site.replace("    root", "    if ($request_method = GET) { return 403; }\n"
                                 "    root")
         node.write("nginx/sites/third.conf", site)
-        node.run(lab.nginx_binary(), "-c", node.conf, "-s", "reload")
+        node.run(fleetlab.NODE_NGINX, "-c", node.conf, "-s", "reload")
     before = [node_files(node) for node in fleet.nodes]
     proc = certbot.run("certonly", "-a", "nginx-webroot", *fleet_args(fleet), "-d", third,
                        check=False)

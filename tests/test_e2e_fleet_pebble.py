@@ -71,7 +71,7 @@ def test_pebble_issues_through_the_balancer_with_the_file_on_every_node(acme, fl
         for node in fleet.nodes:  # the first-run edit, on each node's own configuration
             RemoteFiles(runner, node.name).write(node.path("nginx/sites/default.conf"),
                                                  node.fill(challenge_site()).encode())
-            nginx = SshNginx(node.name, node.conf, lab.nginx_binary(), runner=runner)
+            nginx = SshNginx(node.name, node.conf, fleetlab.NODE_NGINX, runner=runner)
             nginx.test()
             nginx.reload(timeout=30)
     hook = tmp_path / "auth_hook.py"

@@ -40,7 +40,7 @@ def runner(fleet, *options, shared=False):
 
 
 def controller(fleet, node, *options, shared=False):
-    return SshNginx(node.name, node.conf, lab.nginx_binary(),
+    return SshNginx(node.name, node.conf, fleetlab.NODE_NGINX,
                     runner=runner(fleet, *options, shared=shared))
 
 
@@ -153,7 +153,7 @@ def test_a_shared_connection_logs_in_once_per_node_and_is_gone_after_close(fleet
     before = [logins(node) for node in fleet.nodes]
     with runner(fleet, shared=True) as shared:
         for node in fleet.nodes:
-            nginx = SshNginx(node.name, node.conf, lab.nginx_binary(), runner=shared)
+            nginx = SshNginx(node.name, node.conf, fleetlab.NODE_NGINX, runner=shared)
             started = time.monotonic()
             nginx.check_installed()
             nginx.test()
@@ -180,7 +180,7 @@ def test_a_stopped_nginx_is_not_running_and_nothing_is_signalled(fleet):
             nginx.reload(timeout=5)
         assert str(err.value).startswith("node3: nginx is not running")
     finally:
-        third.run(lab.nginx_binary(), "-c", third.conf)
+        third.run(fleetlab.NODE_NGINX, "-c", third.conf)
         lab.wait_port(third.address, fleetlab.NODE_HTTP)
     nginx.check_running()
 

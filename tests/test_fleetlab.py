@@ -73,7 +73,7 @@ def test_a_stopped_node_costs_no_request_through_the_balancer(fleet):
         assert {status for status, _ in answers} == {200}
         assert {body.strip() for _, body in answers} == {"node1", "node3"}
     finally:
-        second.run(lab.nginx_binary(), "-c", second.conf)
+        second.run(fleetlab.NODE_NGINX, "-c", second.conf)
         lab.wait_port(second.address, fleetlab.NODE_HTTP)
     answers = {get(fleet.balancer, lab.HTTP_PORT, "/whoami")[1].strip() for _ in range(3)}
     assert answers == {"node1", "node2", "node3"}
