@@ -75,6 +75,7 @@ class Controller(Protocol):
 # name -> "module:Class", imported only when chosen.
 REGISTRY = {
     "local": "certbot_nginx_webroot.controllers.local:LocalNginx",
+    "container": "certbot_nginx_webroot.controllers.container:ContainerNginx",
 }
 
 
