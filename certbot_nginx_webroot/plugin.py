@@ -216,6 +216,8 @@ class ContainerEdge:
     def _plays(self, role: str) -> bool:
         """Whether this run uses the plugin as role (authenticator or
         installer); True when certbot has not said."""
+        if role == "installer" and getattr(self.config, "verb", None) == "certonly":
+            return False
         chosen = getattr(self.config, role, None) or getattr(self.config, "configurator", None)
         return chosen in (None, self.name)
 

@@ -44,7 +44,8 @@ class Run:
         """The parsed configuration, read once per run and edited in memory."""
         if self._config is None:
             try:
-                self._config = nginx_config.Config.load(self.controller.main_conf)
+                paths = NginxPaths(self.controller)
+                self._config = nginx_config.Config.load(paths.main_conf(), paths)
             except (parser.ParseError, nginx_config.ConfigError) as err:
                 raise Problem(f"cannot read the nginx configuration: {err}",
                               file=err.file, line=err.line, node=err.node) from err
@@ -86,3 +87,38 @@ class Run:
         if (addr, port) not in known:
             known[(addr, port)] = lookup.wants_proxy_protocol(servers, ip, port)
         return known[(addr, port)]
+
+
+class NginxPaths:
+    """A controller's paths as the configuration model reads them:
+    nginx.conf as nginx sees it, this machine's path of a path nginx
+    opens (local_path), and the files nginx loads from its image, on no
+    volume (as ``nginx -T`` prints them, asked once, only when one is)."""
+
+    def __init__(self, controller: Any) -> None:
+        self.controller = controller
+        self._image: Optional[Dict[str, str]] = None
+
+    def main_conf(self) -> str:
+        """nginx.conf as nginx sees it: a container's conf_path(), which may
+        be in its image (main_conf, this machine's path, then has none)."""
+        conf_path = getattr(self.controller, "conf_path", None)
+        return conf_path() if callable(conf_path) else self.controller.main_conf
+
+    def local_path(self, path: str) -> str:
+        return self.controller.local_path(path)
+
+    def nginx_path(self, path: str) -> str:
+        return self.controller.nginx_path(path)
+
+    def image_file(self, path: str) -> Optional[str]:
+        return self._image_files().get(path)
+
+    def image_paths(self) -> List[str]:
+        return sorted(self._image_files())
+
+    def _image_files(self) -> Dict[str, str]:
+        if self._image is None:
+            dump = getattr(self.controller, "config_dump", None)
+            self._image = dump() if dump else {}
+        return self._image
