@@ -1,0 +1,170 @@
+"""End to end, nginx in a container (issue 22): real certbot with this
+plugin, real pebble, and nginx in a real Docker or Podman container of the
+lab image (containerlab: laid out like the official nginx image, its
+nginx.conf in the image, conf.d/, the webroot and /etc/letsencrypt on
+volumes, --network host on the tests' loopback).
+
+certbot runs on this machine with ``--nginx-webroot-container NAME``:
+issue and install put the challenge location and the certificate lines
+into conf.d/ with the paths as the container sees them; a forced renewal
+edits nothing, reloads once (a SIGHUP to the master in the container, the
+container not restarted), and the new certificate is served when certbot
+exits.  Each fault is one line, no file changed, nginx untouched."""
+import os
+import re
+import time
+
+import configobj
+import pytest
+
+import containerlab
+import lab
+from certbot_nginx_webroot import tls
+
+pytestmark = pytest.mark.e2e
+engine = containerlab.engine_fixture()
+
+NAME = "a.example"
+SITE = ("server {\n    listen {http};\n    server_name %s;\n"
+        "    location / {\n        return 200 \"app\\n\";\n    }\n}\n" % NAME)
+
+
+class ContainerCertbot(lab.Certbot):
+    """certbot on this machine, its configuration directory the one the
+    container mounts as /etc/letsencrypt, with the engine's environment
+    (the lab's own daemon socket or storage)."""
+
+    def __init__(self, directory, acme, web):
+        super().__init__(directory, acme, lab=None)
+        self.web = web
+
+    def base_args(self, ports=True):
+        args = super().base_args(ports)
+        args[args.index("--config-dir") + 1] = self.web.letsencrypt
+        return args
+
+    def plugin_args(self, container=None, webroot=None):
+        return ["--nginx-webroot-container", container or self.web.name,
+                "--nginx-webroot-engine", self.web.engine.name,
+                "--nginx-webroot-path", webroot or self.web.webroot]
+
+    def run(self, *args, check=True):
+        return super().run(*args, check=check, env=self.web.engine.env)
+
+    def live(self, name, what="fullchain.pem"):
+        return os.path.join(self.web.letsencrypt, "live", name, what)
+
+
+@pytest.fixture
+def web(engine, request):
+    container = containerlab.NginxContainer(
+        engine, "web-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[5:40].strip("-"))
+    container.write("conf.d/site.conf", SITE)
+    yield container.start()
+    container.remove()
+
+
+@pytest.fixture
+def certbot(acme, web, tmp_path):
+    return ContainerCertbot(str(tmp_path / "certbot"), acme, web)
+
+
+def conf_d(web):
+    """Every file under conf.d/ by name (what the plugin may edit)."""
+    return {name: open(os.path.join(web.conf_d, name), "rb").read()
+            for name in sorted(os.listdir(web.conf_d))}
+
+
+def issue(certbot, *extra, check=True):
+    return certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(),
+                       "-d", NAME, *extra, check=check)
+
+
+def test_issue_install_and_renew_with_one_reload(engine, web, certbot, capsys):
+    started = time.monotonic()
+    issue(certbot)
+    issued_in = time.monotonic() - started
+    first = lab.leaf_der(certbot.live(NAME))
+    assert lab.served_cert_der(NAME) == first
+    site = conf_d(web)["site.conf"].decode()
+    # the paths as nginx in the container sees them, not this machine's
+    assert site.count("location ^~ /.well-known/acme-challenge/") == 1
+    assert "/usr/share/nginx/html" in site
+    assert f"ssl_certificate /etc/letsencrypt/live/{NAME}/fullchain.pem;" in site
+    assert f"ssl_certificate_key /etc/letsencrypt/live/{NAME}/privkey.pem;" in site
+    assert f"include /etc/letsencrypt/{tls.SNIPPET_NAME};" in site
+    assert web.dir not in site
+    # the image's nginx.conf untouched: nothing was added to the files in the image
+    assert web.exec("cat", "/etc/nginx/nginx.conf").stdout == containerlab.IMAGE_NGINX_CONF
+    stored = configobj.ConfigObj(os.path.join(web.letsencrypt, "renewal", NAME + ".conf"))
+    assert stored["renewalparams"]["nginx_webroot_container"] == web.name
+    assert stored["renewalparams"]["nginx_webroot_engine"] == engine.name
+    assert lab.https_get(NAME, "/")[0] == 200
+
+    before, reloads = conf_d(web), web.reloads()
+    pid = engine.cli("inspect", "--format", "{{.State.Pid}}", web.name).stdout
+    started = time.monotonic()
+    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+    renewed_in = time.monotonic() - started
+    assert web.reloads() - reloads == 1
+    assert conf_d(web) == before  # no edit
+    renewed = lab.leaf_der(certbot.live(NAME))
+    assert renewed != first
+    assert lab.served_cert_der(NAME) == renewed  # live when certbot exited
+    assert engine.cli("inspect", "--format", "{{.State.Pid}}", web.name).stdout == pid
+    with capsys.disabled():
+        print(f"\n[{engine.name}] issue+install {issued_in:.1f} s, renew {renewed_in:.1f} s, "
+              f"reloads in renew: {web.reloads() - reloads}")
+
+
+def refused(certbot, web, *extra, plugin_args=None):
+    """An issue that must fail: certbot's output, nothing changed, nginx
+    untouched (when it runs)."""
+    before, reloads = conf_d(web), web.reloads()
+    args = plugin_args if plugin_args is not None else certbot.plugin_args()
+    proc = certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *args, "-d", NAME,
+                       *extra, check=False)
+    assert proc.returncode != 0
+    assert conf_d(web) == before
+    assert web.reloads() == reloads
+    assert not os.path.exists(certbot.live(NAME))
+    return proc.stdout + proc.stderr
+
+
+def one_line_with(output, text):
+    lines = [line for line in output.splitlines() if text in line]
+    assert lines, output
+    return lines[0]
+
+
+def test_a_stopped_container_is_one_line(engine, web, certbot):
+    web.stop()
+    output = refused(certbot, web)
+    line = one_line_with(output, "not running (start it")
+    assert f"{engine.name} container '{web.name}'" in line
+    assert engine.cli("inspect", "--format", "{{.State.Running}}",
+                      web.name).stdout.strip() == "false"  # not started by certbot
+
+
+def test_a_name_matching_no_container_is_one_line(engine, web, certbot):
+    output = refused(certbot, web, plugin_args=certbot.plugin_args(container="no-such-web"))
+    one_line_with(output, f"no {engine.name} container is named 'no-such-web'")
+    assert lab.http_get(NAME, "/") == (200, b"app\n")
+
+
+def test_a_webroot_not_mounted_names_the_mount_to_add(engine, web, certbot, tmp_path):
+    elsewhere = str(tmp_path / "acme-webroot")
+    output = refused(certbot, web, plugin_args=certbot.plugin_args(webroot=elsewhere))
+    line = one_line_with(output, "is not mounted into")
+    assert f"-v {os.path.dirname(elsewhere)}:{os.path.dirname(elsewhere)}" in line or \
+        f"-v {elsewhere}:{elsewhere}" in line
+    assert not os.path.exists(elsewhere)  # refused before a challenge file was written
+    assert lab.http_get(NAME, "/") == (200, b"app\n")
+
+
+def test_nginx_t_failing_in_the_container_is_one_line(engine, web, certbot):
+    web.write("conf.d/zz-bad.conf", "server {\n    listen {http};\n    proxy_passs x;\n}\n")
+    output = refused(certbot, web)
+    line = one_line_with(output, 'unknown directive "proxy_passs"')
+    assert "/etc/nginx/conf.d/zz-bad.conf:3" in line
+    assert lab.http_get(NAME, "/") == (200, b"app\n")  # still serving what it loaded
