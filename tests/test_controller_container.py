@@ -554,3 +554,43 @@ def test_local_path_refuses_a_link_into_the_image(tmp_path):
     with pytest.raises(Problem) as err:
         controller(FakeEngine(containers=[info])).local_path("/etc/nginx/sites-enabled/default")
     assert "(or a link on the way) is inside the image" in str(err.value)
+
+
+def test_a_proc_that_is_not_the_containers_is_refused():
+    """Seen with the engines run in a chroot: exec'd processes saw the
+    machine's /proc.  Nothing may be signalled then."""
+    class ForeignProc(FakeEngine):
+        def run(self, args, timeout=60):
+            if args[0] == "exec" and args[3:4] == ["-c"]:
+                self.calls.append(list(args))
+                return Result(procs.FOREIGN_PROC)
+            return super().run(args, timeout)
+    engine = ForeignProc()
+    with pytest.raises(NginxError) as err:
+        controller(engine).reload(timeout=5)
+    assert "/proc there does not show the container's own processes" in str(err.value)
+    assert engine.signals == []
+    master = procs.Proc(1, 0, "S", "500", NGINX, "nginx: master process nginx")
+    with pytest.raises(NginxError) as err:
+        controller(engine).signal_master(master, "HUP")
+    assert "/proc there does not show the container's own processes" in str(err.value)
+
+
+def test_own_proc_check_passes_here():
+    # This machine's /proc is this shell's: the scripts' first line lets them run.
+    assert run_script(procs.PS_SCRIPT).returncode == 0
+
+
+@pytest.mark.skipif(subprocess.run(["unshare", "--pid", "--fork", "true"],
+                                   capture_output=True).returncode != 0,
+                    reason="no PID namespaces here (unshare --pid refused)")
+@pytest.mark.parametrize("script", ["PS_SCRIPT", "SIGNAL_SCRIPT"])
+def test_scripts_refuse_a_proc_of_another_pid_namespace(script, fake_master):
+    # In a PID namespace of its own under this machine's /proc, the shell
+    # is pid 1 but /proc/self is its pid out here: what the scripts refuse.
+    proc = subprocess.run(["unshare", "--pid", "--fork", "sh", "-c", getattr(procs, script), "sh",
+                           str(fake_master.pid), start_of(fake_master.pid), "TERM"],
+                          capture_output=True, text=True)
+    assert proc.returncode == procs.FOREIGN_PROC
+    assert fake_master.poll() is None
+

@@ -170,11 +170,14 @@ class ContainerNginx:
 
     # -- the master ----------------------------------------------------
 
+    def _foreign_proc(self) -> NginxError:
+        return NginxError(f"{self._where()}: /proc there does not show the container's own "
+                          "processes (an engine run under chroot?); nothing was signalled")
+
     def _ps(self) -> Tuple[Optional[str], Dict[int, procs.Proc]]:
         proc = self.exec("sh", "-c", procs.PS_SCRIPT)
         if proc.returncode == procs.FOREIGN_PROC:
-            raise NginxError(f"{self._where()}: /proc there does not show the container's "
-                             "own processes; nothing was signalled")
+            raise self._foreign_proc()
         if proc.returncode != 0:
             raise NginxError(f"cannot list the processes in {self._where()}: "
                              f"{_first_problem(proc.stderr)}")
@@ -199,6 +202,8 @@ class ContainerNginx:
         """signame to the master checked, if it still is that process."""
         proc = self.exec("sh", "-c", procs.SIGNAL_SCRIPT, "sh", str(master.pid),
                          master.start, signame)
+        if proc.returncode == procs.FOREIGN_PROC:
+            raise self._foreign_proc()
         if proc.returncode == procs.CHANGED:
             raise NotRunning(f"nginx's master in {self._where()} changed while being "
                              f"signalled (pid {master.pid}); nothing was signalled")
