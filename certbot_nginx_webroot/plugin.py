@@ -243,8 +243,8 @@ class ContainerEdge:
         return None
 
 
-class NginxWebroot(ContainerEdge, common.Installer, interfaces.Authenticator, interfaces.RenewDeployer,
-                   interfaces.GenericUpdater):
+class NginxWebroot(ContainerEdge, common.Installer, interfaces.Authenticator,
+                   interfaces.RenewDeployer, interfaces.GenericUpdater):
     """nginx-webroot: http-01 through a persistent webroot location; installs
     certificates and reloads nginx without downtime."""
 
