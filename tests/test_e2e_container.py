@@ -168,3 +168,46 @@ def test_nginx_t_failing_in_the_container_is_one_line(engine, web, certbot):
     line = one_line_with(output, 'unknown directive "proxy_passs"')
     assert "/etc/nginx/conf.d/zz-bad.conf:3" in line
     assert lab.http_get(NAME, "/") == (200, b"app\n")  # still serving what it loaded
+
+
+def site_on(address, name):
+    return ("server {\n    listen %s:{http};\n    server_name %s;\n"
+            "    location / {\n        return 200 \"%s\\n\";\n    }\n}\n" % (address, name, name))
+
+
+def test_a_renew_run_over_a_container_and_a_local_nginx_reloads_each_once(
+        engine, acme, nginx, tmp_path):
+    """Two lineages served by nginx in the container (on 127.0.0.2), one by
+    a local nginx (on 127.0.0.1), all in one certbot configuration: one
+    renew run reloads each nginx once, each after its own lineages."""
+    in_container, local = ["c1.example", "c2.example"], "l.example"
+    web = containerlab.NginxContainer(engine, "web-beside-a-local-nginx")
+    certbot = ContainerCertbot(str(tmp_path / "certbot"), acme, web)
+    local_args = ["--nginx-webroot-server-root", nginx.prefix, "--nginx-webroot-ctl",
+                  lab.nginx_binary(), "--nginx-webroot-path", nginx.webroot]
+    try:
+        for name in in_container:
+            web.write(f"conf.d/{name}.conf", site_on("127.0.0.2", name))
+            acme.resolve(name, "127.0.0.2")
+        web.start(wait_port=None)
+        lab.wait_port("127.0.0.2", lab.HTTP_PORT)
+        nginx.write("sites/local.conf", site_on("127.0.0.1", local))
+        nginx.start()
+        for name in in_container:
+            certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *certbot.plugin_args(),
+                        "--cert-name", name, "-d", name)
+        certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *local_args,
+                    "--cert-name", local, "-d", local)
+        before = conf_d(web), nginx.snapshot()
+        reloads = web.reloads(), nginx.reloads()
+        certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+        assert (web.reloads() - reloads[0], nginx.reloads() - reloads[1]) == (1, 1)
+        assert (conf_d(web), nginx.snapshot()) == before
+        for name in in_container:
+            assert lab.served_cert_der(name, host="127.0.0.2") == \
+                lab.leaf_der(certbot.live(name)), name
+        assert lab.served_cert_der(local) == lab.leaf_der(certbot.live(local))
+    finally:
+        for name in in_container:
+            acme.resolve(name, None)
+        web.remove()
