@@ -20,16 +20,22 @@ def own_file(config: Config) -> Tuple[str, str, Optional[Node]]:
     https = list(config.http_blocks())
     if not https:
         raise sites.SiteError(f"no http block in {config.main_path}", file=config.main_path)
+    unreachable: Optional[str] = None  # a directory an include covers, in nginx's image
     for http in https:
         for node in http.children:
             if node.name == "include" and node.args and "*" in node.args[0]:
                 pattern = config.include_pattern(node)
                 candidate = os.path.join(os.path.dirname(pattern), OWN_FILE)
+                if not fnmatch.fnmatch(candidate, pattern):
+                    continue
                 local = config.local_path(candidate)
-                if local is not None and os.path.isdir(os.path.dirname(local)) and \
-                        fnmatch.fnmatch(candidate, pattern):
+                if local is None:
+                    unreachable = unreachable or candidate
+                elif os.path.isdir(os.path.dirname(local)):
                     return candidate, local, None
     path = os.path.join(config.prefix, OWN_FILE)
+    if config.local_path(path) is None and unreachable is not None:
+        path = unreachable  # the mount to advise: the included directory's
     local = config.paths.local_path(path)  # a Problem naming the mount to add, if none
     return path, local, (None if local in config.files else https[0])
 

@@ -145,3 +145,13 @@ def test_the_image_is_not_asked_for_when_every_file_is_on_a_volume(tmp_path):
     assert sorted(config.files) == [str(tmp_path / "conf.d/site.conf"),
                                     str(tmp_path / "nginx.conf")]
     assert paths.dumps == 0
+
+
+def test_our_own_server_in_an_image_only_layout_names_the_included_directory(tmp_path):
+    paths = compose_layout(tmp_path, {"site.conf": SITE}, mounted=False)
+    config = Config.load("/etc/nginx/nginx.conf", paths)
+    with pytest.raises(Problem) as err:
+        own_server.add_own_server(config, ["new.example"], "/var/www/acme", 80)
+    assert str(err.value) == (f"/etc/nginx/conf.d/{own_server.OWN_FILE} is inside the image: "
+                              "mount it, -v /etc/nginx/conf.d")
+    assert config.changed == set()

@@ -211,3 +211,32 @@ def test_a_renew_run_over_a_container_and_a_local_nginx_reloads_each_once(
         for name in in_container:
             acme.resolve(name, None)
         web.remove()
+
+
+class ConfigInTheImage(containerlab.NginxContainer):
+    """A container whose conf.d/ is on no volume: the site is in the
+    container's own file system (a custom image's COPY, or an edit made in
+    the container), which certbot on this machine cannot write."""
+
+    VOLUMES = tuple(v for v in containerlab.NginxContainer.VOLUMES if v[0] != "conf.d")
+
+
+def test_a_configuration_in_the_image_is_refused_naming_the_volume_to_add(engine, acme,
+                                                                          tmp_path):
+    web = ConfigInTheImage(engine, "web-config-in-the-image")
+    certbot = ContainerCertbot(str(tmp_path / "certbot"), acme, web)
+    site = web.write("site.conf", SITE)
+    os.makedirs(web.conf_d)  # on no volume: stays empty
+    try:
+        web.start(wait_port=None)
+        engine.cli("cp", site, f"{web.name}:/etc/nginx/conf.d/site.conf")
+        web.exec("nginx", "-s", "reload")
+        lab.wait_port("127.0.0.1", lab.HTTP_PORT)
+        in_container = web.exec("cat", "/etc/nginx/conf.d/site.conf").stdout
+        output = refused(certbot, web)
+        line = one_line_with(output, "cannot edit /etc/nginx/conf.d/site.conf")
+        assert "-v /etc/nginx/conf.d:/etc/nginx/conf.d" in line
+        assert web.exec("cat", "/etc/nginx/conf.d/site.conf").stdout == in_container
+        assert lab.http_get(NAME, "/") == (200, b"app\n")
+    finally:
+        web.remove()
