@@ -65,6 +65,9 @@ logger = logging.getLogger(__name__)
 # object per lineage in a renew run, and what a controller learns (nginx -V,
 # the pid file's place) holds for the run.
 _CONTROLLERS: Dict[tuple, Any] = {}
+# The directory locked for each nginx in a container (by identity), found
+# once per process: certbot prepares a plugin object per role and lineage.
+_LOCK_DIRS: Dict[tuple, Optional[str]] = {}
 
 
 def say(message: str) -> None:
@@ -229,6 +232,12 @@ class ContainerEdge:
         from a volume; None when none is on a volume (nothing to edit)."""
         if not self._in_container():
             return self.conf("server-root")
+        identity = self._controller.identity
+        if identity not in _LOCK_DIRS:
+            _LOCK_DIRS[identity] = self._configuration_dir()
+        return _LOCK_DIRS[identity]
+
+    def _configuration_dir(self) -> Optional[str]:
         controller = self._controller
         conf_dir = os.path.dirname(controller.conf_path())
         try:

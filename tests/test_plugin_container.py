@@ -36,7 +36,7 @@ class Mounted:
     def __init__(self, mounts, dump=()):
         self.mounts = mounts
         self.dump = {path: "" for path in dump}
-        self.identity = ("container", "podman", "web")
+        self.identity = ("container", "podman", "web", id(self))  # one per test
 
     def check_installed(self):
         pass
