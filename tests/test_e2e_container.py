@@ -244,3 +244,25 @@ def test_a_configuration_in_the_image_is_refused_naming_the_volume_to_add(engine
         assert lab.http_get(NAME, "/") == (200, b"app\n")
     finally:
         web.remove()
+
+
+class CertificatesNotMounted(containerlab.NginxContainer):
+    """A container that does not mount certbot's configuration directory."""
+
+    VOLUMES = tuple(v for v in containerlab.NginxContainer.VOLUMES if v[0] != "letsencrypt")
+
+
+def test_certificates_not_mounted_are_refused_naming_the_volume_to_add(engine, acme,
+                                                                       tmp_path):
+    web = CertificatesNotMounted(engine, "web-certificates-not-mounted")
+    certbot = ContainerCertbot(str(tmp_path / "certbot"), acme, web)
+    web.write("conf.d/site.conf", SITE)
+    os.makedirs(web.letsencrypt)  # certbot's, on this machine only
+    try:
+        web.start()
+        output = refused(certbot, web)
+        line = one_line_with(output, f"{web.letsencrypt} is not mounted into")
+        assert f"-v {web.letsencrypt}:{web.letsencrypt}" in line
+        assert lab.http_get(NAME, "/") == (200, b"app\n")
+    finally:
+        web.remove()
