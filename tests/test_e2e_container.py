@@ -81,6 +81,29 @@ def issue(certbot, *extra, check=True):
 
 
 def test_issue_install_and_renew_with_one_reload(engine, web, certbot, capsys):
+    issue_install_and_renew(engine, web, certbot, capsys, "host network")
+
+
+def test_through_published_ports(engine, acme, tmp_path, capsys):
+    """A container on the engine's bridge, its ports published (compose's
+    ports:): the self-check and the check that the new certificate is
+    served reach nginx through them."""
+    if not containerlab.own_network():
+        pytest.skip("published ports need a network namespace of the tests' own")
+    ports = [f"{lab.HTTP_PORT}:{lab.HTTP_PORT}", f"{lab.HTTPS_PORT}:{lab.HTTPS_PORT}"]
+    web = containerlab.NginxContainer(engine, "web-published-ports", publish=ports)
+    certbot = ContainerCertbot(str(tmp_path / "certbot"), acme, web)
+    web.write("conf.d/site.conf", SITE)
+    try:
+        web.start()
+        assert engine.cli("inspect", "--format", "{{.HostConfig.NetworkMode}}",
+                          web.name).stdout.strip() != "host"
+        issue_install_and_renew(engine, web, certbot, capsys, "published ports")
+    finally:
+        web.remove()
+
+
+def issue_install_and_renew(engine, web, certbot, capsys, how):
     started = time.monotonic()
     issue(certbot)
     issued_in = time.monotonic() - started
@@ -117,7 +140,7 @@ def test_issue_install_and_renew_with_one_reload(engine, web, certbot, capsys):
     assert web.reloads() - reloads == 1
     assert conf_d(web) == before
     with capsys.disabled():
-        print(f"\n[{engine.name}] issue+install {issued_in:.1f} s, renew {renewed_in:.1f} s, "
+        print(f"\n[{engine.name}, {how}] issue+install {issued_in:.1f} s, renew {renewed_in:.1f} s, "
               "reloads in renew: 1")
 
 
