@@ -289,3 +289,13 @@ def test_certificates_not_mounted_are_refused_naming_the_volume_to_add(engine, a
         assert lab.http_get(NAME, "/") == (200, b"app\n")
     finally:
         web.remove()
+
+
+def test_the_engine_is_found_when_not_named(engine, web, certbot):
+    """Without --nginx-webroot-engine: the engine installed here that has
+    a container by that name."""
+    args = [a for a in certbot.plugin_args() if a not in ("--nginx-webroot-engine", engine.name)]
+    certbot.run("-a", "nginx-webroot", "-i", "nginx-webroot", *args, "-d", NAME)
+    assert lab.served_cert_der(NAME) == lab.leaf_der(certbot.live(NAME))
+    stored = configobj.ConfigObj(os.path.join(web.letsencrypt, "renewal", NAME + ".conf"))
+    assert "nginx_webroot_engine" not in stored["renewalparams"]
