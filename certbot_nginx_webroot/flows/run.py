@@ -28,6 +28,7 @@ class Run:
         self.net = net  # probes: fetch, served_certificate, is_local_address, ...
         self.say = say
         self._config: Optional[nginx_config.Config] = None
+        self._paths: Optional[NginxPaths] = None  # the image's files read once per run
         # (servers list it was read from, {(addr, port): listen ... proxy_protocol})
         self._proxy_listens: Tuple[object, Dict[Tuple[str, int], bool]] = (None, {})
 
@@ -44,8 +45,9 @@ class Run:
         """The parsed configuration, read once per run and edited in memory."""
         if self._config is None:
             try:
-                paths = NginxPaths(self.controller)
-                self._config = nginx_config.Config.load(paths.main_conf(), paths)
+                if self._paths is None:
+                    self._paths = NginxPaths(self.controller)
+                self._config = nginx_config.Config.load(self._paths.main_conf(), self._paths)
             except (parser.ParseError, nginx_config.ConfigError) as err:
                 raise Problem(f"cannot read the nginx configuration: {err}",
                               file=err.file, line=err.line, node=err.node) from err
