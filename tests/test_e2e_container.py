@@ -48,8 +48,8 @@ class ContainerCertbot(lab.Certbot):
                 "--nginx-webroot-engine", self.web.engine.name,
                 "--nginx-webroot-path", webroot or self.web.webroot]
 
-    def run(self, *args, check=True):
-        return super().run(*args, check=check, env=self.web.engine.env)
+    def run(self, *args, check=True, env=None, cwd=None):
+        return super().run(*args, check=check, env=env or self.web.engine.env, cwd=cwd)
 
     def live(self, name, what="fullchain.pem"):
         return os.path.join(self.web.letsencrypt, "live", name, what)
@@ -299,3 +299,14 @@ def test_the_engine_is_found_when_not_named(engine, web, certbot):
     assert lab.served_cert_der(NAME) == lab.leaf_der(certbot.live(NAME))
     stored = configobj.ConfigObj(os.path.join(web.letsencrypt, "renewal", NAME + ".conf"))
     assert "nginx_webroot_engine" not in stored["renewalparams"]
+
+
+def test_renew_from_a_crontab(engine, web, certbot):
+    """A root crontab's environment: PATH=/usr/bin:/bin (no /usr/local/bin,
+    /usr/sbin), cwd /: the engine is still found, one reload."""
+    issue(certbot)
+    reloads = web.reloads()
+    cron = dict(engine.env, PATH="/usr/bin:/bin")
+    certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew", env=cron, cwd="/")
+    assert web.reloads() - reloads == 1
+    assert lab.served_cert_der(NAME) == lab.leaf_der(certbot.live(NAME))
