@@ -155,3 +155,55 @@ def test_our_own_server_in_an_image_only_layout_names_the_included_directory(tmp
     assert str(err.value) == (f"/etc/nginx/conf.d/{own_server.OWN_FILE} is inside the image: "
                               "mount it, -v /etc/nginx/conf.d")
     assert config.changed == set()
+
+
+class Controller:
+    """A container controller's paths: nginx.conf in the image, conf.d/ on
+    a volume; config_dump counted."""
+
+    def __init__(self, tmp_path):
+        self.volumes = compose_layout(tmp_path, {"site.conf": SITE})
+        self.dumps = 0
+
+    def conf_path(self):
+        return "/etc/nginx/nginx.conf"
+
+    def config_dump(self):
+        self.dumps += 1
+        return dict(self.volumes.image)
+
+    def local_path(self, path):
+        return self.volumes.local_path(path)
+
+    def nginx_path(self, path):
+        return self.volumes.nginx_path(path)
+
+
+def test_a_run_reads_the_image_through_the_controller_once(tmp_path):
+    from certbot_nginx_webroot.flows.run import Run
+    controller = Controller(tmp_path)
+    run = Run(object(), controller, net=None)
+    config = run.config()
+    assert config.main_path == "/etc/nginx/nginx.conf"
+    assert str(tmp_path / "conf.d/site.conf") in config.files
+    run.forget_config()  # as after an edit is saved or undone
+    run.config()
+    assert controller.dumps == 1
+
+
+def test_a_local_nginx_is_read_from_its_main_conf_and_never_dumped(tmp_path):
+    from certbot_nginx_webroot.flows.run import NginxPaths
+
+    class Local:
+        main_conf = str(tmp_path / "nginx.conf")
+        conf_path = main_conf  # LocalNginx's attribute, not a container's method
+
+        def local_path(self, path):
+            return path
+
+    (tmp_path / "nginx.conf").write_text("events {}\nhttp {\n}\n")
+    paths = NginxPaths(Local())
+    assert paths.main_conf() == str(tmp_path / "nginx.conf")
+    config = Config.load(paths.main_conf(), paths)
+    assert list(config.files) == [str(tmp_path / "nginx.conf")]
+    assert paths.image_paths() == []

@@ -310,3 +310,23 @@ def test_renew_from_a_crontab(engine, web, certbot):
     certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew", env=cron, cwd="/")
     assert web.reloads() - reloads == 1
     assert lab.served_cert_der(NAME) == lab.leaf_der(certbot.live(NAME))
+
+
+@pytest.mark.parametrize("first", ["script", "init"])
+def test_nginx_started_by_an_entrypoint_or_init_renews_with_one_reload(engine, acme, tmp_path,
+                                                                       first):
+    """nginx not the container's first process (an entrypoint shell script,
+    or the engine's --init): the reload still signals nginx's master, once."""
+    web = containerlab.NginxContainer(engine, f"web-first-{first}", first=first)
+    certbot = ContainerCertbot(str(tmp_path / "certbot"), acme, web)
+    web.write("conf.d/site.conf", SITE)
+    try:
+        web.start()
+        issue(certbot)
+        before, reloads = conf_d(web), web.reloads()
+        certbot.run("renew", "--force-renewal", "--no-random-sleep-on-renew")
+        assert web.reloads() - reloads == 1
+        assert conf_d(web) == before
+        assert lab.served_cert_der(NAME) == lab.leaf_der(certbot.live(NAME))
+    finally:
+        web.remove()
