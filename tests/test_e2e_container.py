@@ -330,3 +330,16 @@ def test_nginx_started_by_an_entrypoint_or_init_renews_with_one_reload(engine, a
         assert lab.served_cert_der(NAME) == lab.leaf_der(certbot.live(NAME))
     finally:
         web.remove()
+
+
+def test_a_first_dry_run_leaves_every_file_as_it_was(engine, web, certbot):
+    """certonly --dry-run before any real run: the challenge location for
+    the run only (a temporary edit), served, then undone: two reloads, every
+    file byte-identical after, no certificate saved."""
+    before, reloads = conf_d(web), web.reloads()
+    certbot.run("certonly", "--dry-run", "-a", "nginx-webroot", *certbot.plugin_args(),
+                "-d", NAME)
+    assert conf_d(web) == before
+    assert web.reloads() - reloads == 2
+    assert not os.path.exists(certbot.live(NAME))
+    assert lab.http_get(NAME, "/") == (200, b"app\n")
