@@ -4,7 +4,14 @@ Includes are resolved as nginx resolves them: a relative path is taken from
 the directory of the main file (nginx's conf prefix), globs expand in sorted
 order, and a file reached through a symlink keeps the path it was included
 by (the symlink is preserved when it is saved).
+
+Paths are resolved as nginx sees them, then opened where this machine
+reaches them (``paths``: for nginx in a container, through its volumes).
+Files keep this machine's path.  A file nginx loads from no volume (the
+official nginx image's nginx.conf) is read as nginx itself printed it
+(``paths.image_file``) and cannot be edited.
 """
+import fnmatch
 import glob
 import hashlib
 import os
@@ -28,13 +35,36 @@ class ConfigError(Problem):
     include directive concerned, when one is)."""
 
 
-class Config:
-    """Parsed files of one nginx configuration, keyed by path."""
+class SamePaths:
+    """Paths of an nginx on this machine: nginx's are this machine's."""
 
-    def __init__(self, main_path: str, files: Dict[str, ConfigText]) -> None:
+    def local_path(self, path: str) -> str:
+        return path
+
+    def nginx_path(self, path: str) -> str:
+        return path
+
+    def image_file(self, path: str) -> Optional[str]:
+        return None
+
+    def image_paths(self) -> List[str]:
+        return []
+
+
+class Config:
+    """Parsed files of one nginx configuration, keyed by path (on this
+    machine; a file in nginx's image by nginx's path)."""
+
+    def __init__(self, main_path: str, files: Dict[str, ConfigText],
+                 paths: object = None, prefix: Optional[str] = None) -> None:
         self.main_path = main_path
-        self.prefix = os.path.dirname(main_path)
+        self.paths = paths or SamePaths()
+        # nginx's conf prefix, as nginx sees it: relative includes and
+        # certificate paths start there.
+        self.prefix = os.path.dirname(main_path) if prefix is None else prefix
         self.files = files
+        # file in nginx's image -> why it cannot be edited (the mount to add)
+        self.image_only: Dict[str, str] = {}
         self.changed: Set[str] = set()
         # path -> digest of the bytes read (None: the file did not exist), so
         # an edit never overwrites a change made on disk since.
@@ -45,18 +75,37 @@ class Config:
         self._included: Dict[str, List[str]] = {}
 
     @classmethod
-    def load(cls, main_path: str) -> "Config":
-        """Parse main_path and every file it includes, recursively.
+    def load(cls, main_path: str, paths: object = None) -> "Config":
+        """Parse main_path (as nginx sees it) and every file it includes,
+        recursively; paths maps nginx's paths to this machine's (default:
+        the same).
 
         :raises parser.ParseError: a file has a syntax error
         :raises ConfigError: a file cannot be read or an include is missing
         """
-        config = cls(os.path.abspath(main_path), {})
+        nginx_main = os.path.abspath(main_path)
+        config = cls(nginx_main, {}, paths, prefix=os.path.dirname(nginx_main))
+        config.main_path = config._locate(nginx_main, None)
         config.files[config.main_path] = config._read(config.main_path, None)
         config._load_includes(config.main_path, ())
         return config
 
+    def _locate(self, path: str, where: Optional[Node]) -> str:
+        """Where the file nginx opens at path is read: its path on this
+        machine, else (in nginx's image, on no volume) path itself."""
+        try:
+            return self.paths.local_path(path)
+        except Problem as err:
+            if self.paths.image_file(path) is None:
+                origin = f" (included from {where.file}:{where.line})" if where else ""
+                raise ConfigError(f"cannot read {path}{origin}: {err}",
+                                  file=None if where else path, node=where) from err
+            self.image_only[path] = str(err)
+            return path
+
     def _read(self, path: str, where: Optional[Node]) -> ConfigText:
+        if path in self.image_only:
+            return self._read_image_file(path)
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -89,8 +138,13 @@ class Config:
                         self.files[included] = self._read(included, node)
                         self._load_includes(included, (*chain, node))
 
+    def _read_image_file(self, path: str) -> ConfigText:
+        text = self.paths.image_file(path) or ""
+        self.read_digests[path] = hashlib.sha256(text.encode("utf-8", "replace")).digest()
+        return parser.parse(text, path)
+
     def include_pattern(self, node: Node) -> str:
-        """An include's argument as an absolute path (or glob)."""
+        """An include's argument as an absolute path (or glob), as nginx sees it."""
         return os.path.join(self.prefix, node.args[0])  # join keeps an absolute argument
 
     def include_paths(self, node: Node) -> List[str]:
@@ -99,14 +153,32 @@ class Config:
         found = self._included.get(pattern)
         if found is None:
             if _GLOB_CHARS.intersection(pattern):
-                found = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
-            elif os.path.exists(pattern):
-                found = [pattern]
+                found = [path for path in (self._locate(p, node) for p in self._glob(pattern))
+                         if path in self.image_only or os.path.isfile(path)]
             else:
-                raise ConfigError(f'include "{node.args[0]}": {pattern} does not exist'
-                                  f" ({node.file}:{node.line})", node=node)
+                path = self._locate(pattern, node)
+                if path not in self.image_only and not os.path.exists(path):
+                    raise ConfigError(f'include "{node.args[0]}": {pattern} does not exist'
+                                      f" ({node.file}:{node.line})", node=node)
+                found = [path]
             self._included[pattern] = found
         return found
+
+    def _glob(self, pattern: str) -> List[str]:
+        """The paths (as nginx sees them) a glob matches, sorted as nginx
+        does: the directory above the first wildcard globbed where this
+        machine reaches it, else among the files nginx loaded from its image."""
+        parts = pattern.split("/")
+        fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARS.intersection(part))
+        directory, rest = "/".join(parts[:fixed]) or "/", "/".join(parts[fixed:])
+        try:
+            local = self.paths.local_path(directory)
+        except Problem:
+            return sorted(p for p in self.paths.image_paths() if _glob_match(p, pattern))
+        if local == directory:
+            return sorted(glob.glob(pattern))
+        return sorted(os.path.join(directory, os.path.relpath(p, local))
+                      for p in glob.glob(os.path.join(glob.escape(local), rest)))
 
     def expand(self, nodes: List[Node]) -> Iterator[Node]:
         """Nodes of one context, with include directives replaced by the
@@ -198,6 +270,14 @@ class Config:
     def file_of(self, node: Node) -> ConfigText:
         return self.files[node.file]
 
+    def local_path(self, path: str) -> Optional[str]:
+        """Where this machine writes the file nginx opens at path; None when
+        nginx would open it from its image (on no volume)."""
+        try:
+            return self.paths.local_path(path)
+        except Problem:
+            return None
+
     def add_file(self, path: str, conf: ConfigText) -> None:
         """Register a file the plugin creates; it is written on save."""
         self.files[path] = conf
@@ -206,8 +286,12 @@ class Config:
         self.mark_changed(path)
 
     def mark_changed(self, node_or_path) -> None:
-        """Record an edit (of the file holding a node, or of a path)."""
-        self.changed.add(node_or_path if isinstance(node_or_path, str) else node_or_path.file)
+        """Record an edit (of the file holding a node, or of a path); a
+        file in nginx's image cannot be written from here."""
+        path = node_or_path if isinstance(node_or_path, str) else node_or_path.file
+        if path in self.image_only:
+            raise ConfigError(f"cannot edit {path}: {self.image_only[path]}", file=path)
+        self.changed.add(path)
         self._servers = None
 
     def render(self, path: str) -> bytes:
@@ -243,6 +327,14 @@ class Config:
             written.append(path)
         self.changed.clear()
         return written
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    """glob's rule: each component matches its own (a * stops at a /)."""
+    parts, wanted = path.split("/"), pattern.split("/")
+    return len(parts) == len(wanted) and all(
+        fnmatch.fnmatchcase(part, want) and (want.startswith(".") or not part.startswith("."))
+        for part, want in zip(parts, wanted))
 
 
 def write_atomic(path: str, data: bytes) -> None:

@@ -12,22 +12,32 @@ from certbot_nginx_webroot.parser import Node
 OWN_FILE = "certbot-nginx-webroot.conf"
 
 
-def own_file(config: Config) -> Tuple[str, Optional[Node]]:
-    """Where our own server blocks go: (path, http block to add an include
-    to, or None when an existing http-level include glob covers the path)."""
+def own_file(config: Config) -> Tuple[str, str, Optional[Node]]:
+    """Where our own server blocks go: (path as nginx sees it, path on this
+    machine, http block to add an include to, or None when an existing
+    http-level include glob covers the path).  For nginx in a container,
+    a glob's directory on a volume (the official image's conf.d/)."""
     https = list(config.http_blocks())
     if not https:
         raise sites.SiteError(f"no http block in {config.main_path}", file=config.main_path)
+    unreachable: Optional[str] = None  # a directory an include covers, in nginx's image
     for http in https:
         for node in http.children:
             if node.name == "include" and node.args and "*" in node.args[0]:
                 pattern = config.include_pattern(node)
                 candidate = os.path.join(os.path.dirname(pattern), OWN_FILE)
-                if os.path.isdir(os.path.dirname(pattern)) and \
-                        fnmatch.fnmatch(candidate, pattern):
-                    return candidate, None
+                if not fnmatch.fnmatch(candidate, pattern):
+                    continue
+                local = config.local_path(candidate)
+                if local is None:
+                    unreachable = unreachable or candidate
+                elif os.path.isdir(os.path.dirname(local)):
+                    return candidate, local, None
     path = os.path.join(config.prefix, OWN_FILE)
-    return path, (None if path in config.files else https[0])
+    if config.local_path(path) is None and unreachable is not None:
+        path = unreachable  # the mount to advise: the included directory's
+    local = config.paths.local_path(path)  # a Problem naming the mount to add, if none
+    return path, local, (None if local in config.files else https[0])
 
 
 def add_own_server(config: Config, names: Sequence[str], root: str, port: int) -> str:
@@ -40,13 +50,13 @@ def add_own_server(config: Config, names: Sequence[str], root: str, port: int) -
     lines.append(f"    server_name {' '.join(names)};  {edit.MARK}")
     lines.extend("    " + line for line in challenge_location.challenge_location(root).split("\n"))
     lines += [f"    location / {{ return 404; }}  {edit.MARK}", f"}}  {edit.MARK}"]
-    path, http = own_file(config)
+    path, local, http = own_file(config)
     text = "\n".join(lines) + "\n"
-    if path in config.files:  # the file is all ours: append
-        text = parser.dump(config.files[path]).rstrip("\n") + "\n\n" + text
+    if local in config.files:  # the file is all ours: append
+        text = parser.dump(config.files[local]).rstrip("\n") + "\n\n" + text
     elif http is not None:  # no include covers our file yet: add one
         edit.insert(http, len(http.children), f"include {path};  {edit.MARK}",
                     config.file_of(http).newline, http.file)
         config.mark_changed(http)
-    config.add_file(path, parser.parse(text, path))
-    return path
+    config.add_file(local, parser.parse(text, local))
+    return local

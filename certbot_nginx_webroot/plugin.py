@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 # object per lineage in a renew run, and what a controller learns (nginx -V,
 # the pid file's place) holds for the run.
 _CONTROLLERS: Dict[tuple, Any] = {}
+# The directory locked for each nginx in a container (by identity), found
+# once per process: certbot prepares a plugin object per role and lineage.
+_LOCK_DIRS: Dict[tuple, Optional[str]] = {}
 
 
 def say(message: str) -> None:
@@ -217,6 +220,9 @@ class _FleetEdge:
     def _fleet_prepare(self) -> None:
         """Every node reachable and its host key known, before the CA is
         asked and before any node is touched (flows/fleet.FleetFlows.check)."""
+        if getattr(self.config, self.dest("container"), None):
+            raise problems.Problem("--nginx-webroot-node and --nginx-webroot-container name "
+                                   "different kinds of nginx; give one of them")
         self._wired().check()
         if self._renewing_as_installer():
             domains = getattr(self.config, "domains", None) or []
@@ -331,8 +337,103 @@ def _fleet_when_nodes(local: Callable, fleet_name: str) -> Callable:
     return call
 
 
+class ContainerEdge:
+    """The edge's part for nginx in a Docker or Podman container (issue 22):
+    its options, the controller they choose, and what is checked before
+    anything changes.  Mixed into NginxWebroot."""
+
+    @classmethod
+    def _add_container_arguments(cls, add: Callable[..., None]) -> None:
+        """nginx in a Docker or Podman container (issue 22)."""
+        add("container", default=None,
+            help="the Docker or Podman container nginx runs in, by its name (as compose "
+                 "names it); its configuration, the challenge directory and the "
+                 "certificates are reached through the container's volumes")
+        add("engine", default=None, help="docker or podman; default: the one found")
+
+    def _in_container(self) -> bool:
+        return bool(self._container_option("container"))
+
+    def _container_option(self, name: str) -> Optional[str]:
+        # (a configuration made before these options existed has none)
+        return getattr(self.config, self.dest(name), None)
+
+    def _controller_options(self) -> tuple:
+        """(controller kind, its options) chosen by the options."""
+        if self._in_container():
+            return "container", {"container": self._container_option("container"),
+                                 "engine": self._container_option("engine")}
+        return "local", {"ctl": self.conf("ctl"), "server_root": self.conf("server-root")}
+
+    def _found_engine(self) -> bool:
+        """The engine's CLI on PATH (a root crontab's PATH lacks
+        /usr/local/bin), before the controller copies the environment;
+        False for a local nginx."""
+        if not self._in_container():
+            return False
+        named = self._container_option("engine")
+        for engine in [named] if named else ["docker", "podman"]:
+            if os.path.basename(engine) == engine:
+                plugin_util.path_surgery(engine)
+        return True
+
+    def _check_container_mounts(self) -> None:
+        """Before anything is written or asked of the CA: nginx in the
+        container must see the challenge directory (as authenticator) and
+        certbot's live/ and archive/ (as installer), else the controller's
+        Problem names the mount to add."""
+        if not self._in_container():
+            return
+        controller = self._controller
+        if self._plays("authenticator"):
+            controller.nginx_path(self.conf("path"))
+        if self._plays("installer"):
+            config_dir = os.path.abspath(self.config.config_dir)
+            for lineage_dir in ("live", "archive"):
+                try:
+                    controller.nginx_path(os.path.join(config_dir, lineage_dir))
+                except problems.Problem:
+                    controller.nginx_path(config_dir)  # the mount to advise, when missing
+                    raise
+
+    def _plays(self, role: str) -> bool:
+        """Whether this run uses the plugin as role (authenticator or
+        installer); True when certbot has not said."""
+        if role == "installer" and getattr(self.config, "verb", None) == "certonly":
+            return False
+        chosen = getattr(self.config, role, None) or getattr(self.config, "configurator", None)
+        return chosen in (None, self.name)
+
+    def _lock_dir(self) -> Optional[str]:
+        """The directory certbot's lock is taken on: --server-root; for nginx
+        in a container, the directory on this machine that holds the
+        configuration it loads: its nginx.conf's, else (the official
+        image's nginx.conf is in the image) that of the first file it loads
+        from a volume; None when none is on a volume (nothing to edit)."""
+        if not self._in_container():
+            return self.conf("server-root")
+        identity = self._controller.identity
+        if identity not in _LOCK_DIRS:
+            _LOCK_DIRS[identity] = self._configuration_dir()
+        return _LOCK_DIRS[identity]
+
+    def _configuration_dir(self) -> Optional[str]:
+        controller = self._controller
+        conf_dir = os.path.dirname(controller.conf_path())
+        try:
+            return controller.local_path(conf_dir)
+        except problems.Problem:
+            pass
+        for path in sorted(controller.config_dump()):
+            try:
+                return os.path.dirname(controller.local_path(path))
+            except problems.Problem:
+                continue
+        return None
+
+
 @fleet_aware
-class NginxWebroot(_FleetEdge, common.Installer, interfaces.Authenticator,
+class NginxWebroot(_FleetEdge, ContainerEdge, common.Installer, interfaces.Authenticator,
                    interfaces.RenewDeployer, interfaces.GenericUpdater):
     """nginx-webroot: http-01 through a persistent webroot location; installs
     certificates and reloads nginx without downtime."""
@@ -349,6 +450,7 @@ class NginxWebroot(_FleetEdge, common.Installer, interfaces.Authenticator,
         add("path", default="/var/www/_letsencrypt", type=os.path.abspath,
             help="directory the challenge location serves files from")
         cls._add_fleet_arguments(add)
+        cls._add_container_arguments(add)
 
     def __init__(self, *args: Any, controller: Any = None, net: Any = None,
                  **kwargs: Any) -> None:
@@ -365,10 +467,10 @@ class NginxWebroot(_FleetEdge, common.Installer, interfaces.Authenticator,
     @property
     def _controller(self) -> Any:
         if self._given_controller is None:
-            options = {"ctl": self.conf("ctl"), "server_root": self.conf("server-root")}
-            key = ("local",) + tuple(sorted(options.items()))
+            kind, options = self._controller_options()
+            key = (kind,) + tuple(sorted(options.items()))
             if key not in _CONTROLLERS:
-                _CONTROLLERS[key] = controllers.create("local", options)
+                _CONTROLLERS[key] = controllers.create(kind, options)
             self._given_controller = _CONTROLLERS[key]
         return self._given_controller
 
@@ -402,6 +504,7 @@ class NginxWebroot(_FleetEdge, common.Installer, interfaces.Authenticator,
     @at_the_edge
     def prepare(self) -> None:
         self._find_nginx()
+        self._check_container_mounts()
         self._lock_server_root()
         self._recover_interrupted_run()
         if self._renewing_as_installer():
@@ -416,13 +519,15 @@ class NginxWebroot(_FleetEdge, common.Installer, interfaces.Authenticator,
             logger.warning("%s", err)
 
     def _find_nginx(self) -> None:
-        if os.path.basename(self.conf("ctl")) == self.conf("ctl"):
+        if not self._found_engine() and os.path.basename(self.conf("ctl")) == self.conf("ctl"):
             # A root crontab's PATH (/usr/bin:/bin) lacks /usr/sbin, where nginx is.
             plugin_util.path_surgery(self.conf("ctl"))
         self._controller.check_installed()
 
     def _lock_server_root(self) -> None:
-        lock_until_exit(self.conf("server-root"))
+        server_root = self._lock_dir()  # --server-root; for a container, see ContainerEdge
+        if server_root is not None:
+            lock_until_exit(server_root)
 
     def _tls_snippet(self, create: bool) -> str:
         return tls_snippet(self.config.config_dir, create)

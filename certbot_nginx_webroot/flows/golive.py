@@ -111,6 +111,8 @@ class GoLive:
             return self.serves(name, "*", port, key_type, expected, timeout=2)
         except probes.PROBE_ERRORS:
             return False
+        except Problem:  # not reachable from here (a container publishes no such port)
+            return False
 
     def tls_targets(self, name: str, fullchain: str) -> List[Tuple[str, int]]:
         """Where to wait for name to be served fullchain, per the config: the

@@ -165,7 +165,8 @@ class Installation:
     def _secure(self, config: Config, servers: List[Any]) -> None:
         """The TLS policy snippet in each of the HTTPS blocks, unless one
         keeps its own settings (said in one line)."""
-        snippet = self.tls_snippet(True)
+        # included as nginx sees it (in a container, through a volume)
+        snippet = self.run.controller.nginx_path(self.tls_snippet(True))
         for server in servers:
             kept = tls.ensure_policy(config, server, snippet)
             if kept and kept not in self._kept_policy:  # once, not once per name

@@ -28,6 +28,7 @@ class Run:
         self.net = net  # probes: fetch, served_certificate, is_local_address, ...
         self.say = say
         self._config: Optional[nginx_config.Config] = None
+        self._paths: Optional[NginxPaths] = None  # the image's files read once per run
         # (servers list it was read from, {(addr, port): listen ... proxy_protocol})
         self._proxy_listens: Tuple[object, Dict[Tuple[str, int], bool]] = (None, {})
 
@@ -55,7 +56,11 @@ class Run:
     where = ""
 
     def _load(self) -> nginx_config.Config:
-        return nginx_config.Config.load(self.controller.main_conf)
+        """The configuration as nginx loads it, each file opened through the
+        controller's mapping (NginxPaths)."""
+        if self._paths is None:
+            self._paths = NginxPaths(self.controller)
+        return nginx_config.Config.load(self._paths.main_conf(), self._paths)
 
     def deliver(self, expected: Dict[str, List[str]]) -> None:
         """Put the certificates expected (fullchain -> names) where this
@@ -99,3 +104,38 @@ class Run:
         if (addr, port) not in known:
             known[(addr, port)] = lookup.wants_proxy_protocol(servers, ip, port)
         return known[(addr, port)]
+
+
+class NginxPaths:
+    """A controller's paths as the configuration model reads them:
+    nginx.conf as nginx sees it, this machine's path of a path nginx
+    opens (local_path), and the files nginx loads from its image, on no
+    volume (as ``nginx -T`` prints them, asked once, only when one is)."""
+
+    def __init__(self, controller: Any) -> None:
+        self.controller = controller
+        self._image: Optional[Dict[str, str]] = None
+
+    def main_conf(self) -> str:
+        """nginx.conf as nginx sees it: a container's conf_path(), which may
+        be in its image (main_conf, this machine's path, then has none)."""
+        conf_path = getattr(self.controller, "conf_path", None)
+        return conf_path() if callable(conf_path) else self.controller.main_conf
+
+    def local_path(self, path: str) -> str:
+        return self.controller.local_path(path)
+
+    def nginx_path(self, path: str) -> str:
+        return self.controller.nginx_path(path)
+
+    def image_file(self, path: str) -> Optional[str]:
+        return self._image_files().get(path)
+
+    def image_paths(self) -> List[str]:
+        return sorted(self._image_files())
+
+    def _image_files(self) -> Dict[str, str]:
+        if self._image is None:
+            dump = getattr(self.controller, "config_dump", None)
+            self._image = dump() if dump else {}
+        return self._image
