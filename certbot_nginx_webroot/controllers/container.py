@@ -22,7 +22,7 @@ from certbot_nginx_webroot.build_info import BuildInfo, parse_build_info
 from certbot_nginx_webroot.controllers import NginxError, NotRunning
 from certbot_nginx_webroot.controllers import container_inspect as inspect
 from certbot_nginx_webroot.controllers import container_procs as procs
-from certbot_nginx_webroot.controllers.engine_cli import EngineCli, choose_engine
+from certbot_nginx_webroot.controllers.engine_cli import choose_engine
 from certbot_nginx_webroot.controllers.local import first_problem
 from certbot_nginx_webroot.problems import NotInstalled, Problem
 
