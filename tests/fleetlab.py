@@ -417,6 +417,13 @@ class Fleet:
              "-f", self.identity)
         shutil.copy(self.identity + ".pub", os.path.join(self.client, "authorized_keys"))
         try:
+            # A stopped node's address must be as unreachable as a machine
+            # that is off.  Its link goes with it, and where the lab runs on
+            # the machine's own network (the Quickstart) the default route
+            # would carry its packets on, to whatever answers there (a
+            # sandbox's egress proxy accepts any connection): the subnet is
+            # unreachable but through the nodes' own links.
+            _run("ip", "route", "add", "unreachable", f"{self.subnet}.0.0/16")
             for node in self.nodes:
                 node.start()
             self._write_client_config()
@@ -434,7 +441,8 @@ class Fleet:
         refuse when that namespace routes any of them already (a real
         network, or another fleet lab)."""
         routes = _run("ip", "-4", "route", "show")
-        taken = [line for line in routes.splitlines() if line.startswith(self.subnet + ".")]
+        taken = [line for line in routes.splitlines()
+                 if any(word.startswith(self.subnet + ".") for word in line.split()[:2])]
         if taken:
             raise RuntimeError(f"the fleet lab's addresses {self.subnet}.0.0/16 are routed "
                                f"here already ({taken[0]}); run it in a network "
@@ -480,4 +488,6 @@ class Fleet:
             self.haproxy = None
         for node in self.nodes:
             node.stop()
+        subprocess.run(["ip", "route", "del", "unreachable", f"{self.subnet}.0.0/16"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
