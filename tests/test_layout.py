@@ -11,7 +11,7 @@ PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # Rooms, and the rooms each may import from (itself included).
 ROOMS = {
-    "base": ["problems", "nginx_regex", "build_info", "probes", "certificates", "parser",
+    "base": ["problems", "registry", "nginx_regex", "build_info", "probes", "certificates", "parser",
              "lookup"],
     "model": ["config"],
     "rules": ["effective", "rewrites"],

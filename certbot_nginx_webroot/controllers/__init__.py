@@ -9,10 +9,10 @@ one class with the methods of ``Controller`` in a new module here and name
 it in ``REGISTRY``: the flows, the edits and the certbot edge stay as they
 are.  ``local`` (local.py) is an nginx process on this machine.
 """
-import importlib
 from typing import Any, Mapping, Optional, Tuple
 
 from certbot_nginx_webroot.build_info import BuildInfo
+from certbot_nginx_webroot import registry
 from certbot_nginx_webroot.problems import Problem
 
 try:  # Python 3.8+
@@ -82,12 +82,7 @@ REGISTRY = {
 
 def get(kind: str) -> Any:
     """The controller class registered as kind."""
-    try:
-        module_name, class_name = REGISTRY[kind].split(":")
-    except KeyError:
-        raise Problem(f"unknown nginx controller {kind!r}; known: "
-                      f"{', '.join(sorted(REGISTRY))}") from None
-    return getattr(importlib.import_module(module_name), class_name)
+    return registry.lookup(REGISTRY, kind, "nginx controller")
 
 
 def create(kind: str, options: Mapping[str, Optional[str]]) -> Controller:

@@ -8,9 +8,9 @@ the methods of ``ChallengeStore`` in a new module here and name it in
 ``REGISTRY``.  ``local`` (local.py) is a directory on this machine,
 written without following symlinks.
 """
-import importlib
 from typing import Any
 
+from certbot_nginx_webroot import registry
 from certbot_nginx_webroot.problems import Problem
 
 try:
@@ -47,9 +47,4 @@ REGISTRY = {
 
 def get(kind: str) -> Any:
     """The store class registered as kind."""
-    try:
-        module_name, class_name = REGISTRY[kind].split(":")
-    except KeyError:
-        raise Problem(f"unknown challenge store {kind!r}; known: "
-                      f"{', '.join(sorted(REGISTRY))}") from None
-    return getattr(importlib.import_module(module_name), class_name)
+    return registry.lookup(REGISTRY, kind, "challenge store")
